@@ -1,0 +1,717 @@
+"""The one sampling entry point, the fallback ladder, and `Fit` save/load with provenance.
+
+* `sample(model, settings=..., seed=...)` is the only function in mscbayes that calls a sampler
+  (``pm.sample`` with ``nuts_sampler=...``; nutpie with the numba backend by default).
+* `fit_model(kind, table, ...)` builds the registered model kind, samples, diagnoses and, if the
+  diagnostics fail, retries along a short ladder of safer settings.
+* `Fit` is InferenceData plus everything needed to trust, reproduce and rebuild it; it is saved
+  as one NetCDF file (atomically) and `Fit.load` refuses a file whose data or model no longer
+  match.
+
+This module never imports model code: a saved fit names its model *kind*, and
+`mscbayes.registry` knows how to rebuild it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+import xarray as xr
+
+from mscbayes import registry
+from mscbayes.diagnostics import Diagnostics, diagnose
+from mscbayes.provenance import (
+    atomic_write,
+    canonical_json,
+    ensure_writable,
+    frame_dtypes,
+    frame_from_csv,
+    frame_sha256,
+    frame_to_csv,
+    package_versions,
+    sha256_text,
+)
+
+__all__ = [
+    "HDI_PROB",
+    "FORMAT_VERSION",
+    "SamplerSettings",
+    "sample",
+    "Fit",
+    "FitMismatchError",
+    "fit_model",
+    "fallback_ladder",
+    "model_signature",
+    "model_fingerprint",
+]
+
+log = logging.getLogger(__name__)
+
+#: Credible-interval mass used in every summary table.
+HDI_PROB: float = 0.94
+#: Version of the fit-file layout written by `Fit.save`.
+FORMAT_VERSION: str = "1"
+#: Name of the NetCDF group that holds the exact data table.
+DATA_GROUP: str = "fit_data"
+
+SamplerName = Literal["nutpie", "pymc", "numpyro"]
+_SAMPLERS: tuple[str, ...] = ("nutpie", "pymc", "numpyro")
+
+
+class FitMismatchError(ValueError):
+    """A saved fit no longer matches its data or the model its kind builds today."""
+
+
+# =========================================================================== settings
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How to run NUTS. Plain values only, so it round-trips through JSON.
+
+    ``cores=None`` means ``min(chains, os.cpu_count())`` at run time (the value actually used
+    is recorded in `Fit.attempts`).
+    """
+
+    sampler: SamplerName = "nutpie"
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    target_accept: float = 0.9
+    max_treedepth: int = 10
+    cores: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.sampler not in _SAMPLERS:
+            raise ValueError(f"sampler must be one of {_SAMPLERS}, got {self.sampler!r}")
+        for name, low in (("draws", 1), ("tune", 0), ("chains", 1), ("max_treedepth", 1)):
+            value = getattr(self, name)
+            if not _is_int(value) or value < low:
+                raise ValueError(f"SamplerSettings.{name} must be an int >= {low}, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        if self.cores is not None:
+            if not _is_int(self.cores) or self.cores < 1:
+                raise ValueError(f"SamplerSettings.cores must be None or an int >= 1, got {self.cores!r}")
+            object.__setattr__(self, "cores", int(self.cores))
+        ta = self.target_accept
+        if isinstance(ta, bool) or not isinstance(ta, (int, float, np.floating)) or not 0 < ta < 1:
+            raise ValueError(f"SamplerSettings.target_accept must be in (0, 1), got {ta!r}")
+        object.__setattr__(self, "target_accept", float(ta))
+
+    def resolved_cores(self) -> int:
+        if self.cores is not None:
+            return self.cores
+        return max(1, min(self.chains, os.cpu_count() or 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SamplerSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown sampler setting(s) {unknown}; known: {sorted(known)}")
+        return cls(**dict(d))
+
+
+# =========================================================================== sampling
+
+
+def _check_seed(seed: Any) -> int:
+    if not _is_int(seed):
+        raise TypeError(
+            f"seed must be a plain int (got {type(seed).__name__}: {seed!r}); "
+            "generators, RandomState objects, floats and None are not accepted because only an "
+            "int can be stored with the fit and reproduce it"
+        )
+    seed = int(seed)
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    return seed
+
+
+def _require_numpyro() -> None:
+    missing = [m for m in ("jax", "numpyro") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(
+            f"the numpyro sampler needs {' and '.join(missing)}, which is not installed; "
+            'install the optional extra with: pip install "mscbayes[jax]"'
+        )
+
+
+def sample(
+    model: pm.Model,
+    *,
+    settings: SamplerSettings | None = None,
+    seed: int,
+    progress: bool = True,
+) -> az.InferenceData:
+    """Draw posterior samples from `model` with NUTS. The only place mscbayes calls a sampler.
+
+    Returns InferenceData with ``posterior``, ``sample_stats``, ``log_likelihood`` (always
+    computed afterwards, for every sampler), ``observed_data`` and ``constant_data``; warmup
+    groups are dropped. ``sample_stats.attrs`` records the sampler and ``max_treedepth``.
+    The same int `seed` on the same model and settings gives identical draws.
+    """
+    seed = _check_seed(seed)
+    settings = SamplerSettings() if settings is None else settings
+    if not isinstance(settings, SamplerSettings):
+        raise TypeError(f"settings must be a SamplerSettings, got {type(settings).__name__}")
+    if not isinstance(model, pm.Model):
+        raise TypeError(f"model must be a pymc.Model, got {type(model).__name__}")
+
+    cores = settings.resolved_cores()
+    common: dict[str, Any] = dict(
+        model=model,
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        cores=cores,
+        target_accept=settings.target_accept,
+        random_seed=seed,
+        progressbar=progress,
+        compute_convergence_checks=False,  # mscbayes.diagnostics does this, for every sampler
+        return_inferencedata=True,
+    )
+    if settings.sampler == "nutpie":
+        idata = pm.sample(
+            nuts_sampler="nutpie",
+            nuts_sampler_kwargs={
+                "backend": "numba",
+                "gradient_backend": "pytensor",
+                "maxdepth": settings.max_treedepth,
+                "cores": cores,
+                "save_warmup": False,
+            },
+            **common,
+        )
+    elif settings.sampler == "pymc":
+        idata = pm.sample(nuts_sampler="pymc", max_treedepth=settings.max_treedepth, **common)
+    else:  # numpyro
+        _require_numpyro()
+        if "jax" not in sys.modules and cores > 1:
+            # parallel chains on CPU need host devices, and only before jax is imported
+            flags = os.environ.get("XLA_FLAGS", "")
+            if "xla_force_host_platform_device_count" not in flags:
+                os.environ["XLA_FLAGS"] = (
+                    f"{flags} --xla_force_host_platform_device_count={cores}".strip()
+                )
+        idata = pm.sample(
+            nuts_sampler="numpyro",
+            nuts_sampler_kwargs={
+                "chain_method": "parallel",
+                "nuts_kwargs": {"max_tree_depth": settings.max_treedepth},
+            },
+            idata_kwargs={"log_likelihood": False},
+            **common,
+        )
+
+    for group in [g for g in idata.groups() if g.startswith("warmup_")]:
+        delattr(idata, group)
+    # nutpie also returns the unconstrained values (e.g. sigma_log__); keep what pymc keeps
+    value_names = {
+        model.rvs_to_values[rv].name
+        for rv in model.free_RVs
+        if model.rvs_to_transforms.get(rv) is not None
+    } - {rv.name for rv in model.free_RVs}
+    extra = [v for v in idata.posterior.data_vars if v in value_names]
+    if extra:
+        idata.posterior = idata.posterior.drop_vars(extra)
+    if model.observed_RVs:
+        pm.compute_log_likelihood(idata, model=model, extend_inferencedata=True, progressbar=False)
+    if "sample_stats" in idata.groups():
+        idata.sample_stats.attrs["sampler"] = settings.sampler
+        idata.sample_stats.attrs["max_treedepth"] = settings.max_treedepth
+    return idata
+
+
+# =========================================================================== model fingerprint
+
+
+def _plain(x: Any) -> Any:
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def model_signature(model: pm.Model) -> dict[str, Any]:
+    """What makes two builds "the same model": free and observed variables (name, distribution,
+    shape, dims) and the coordinates. Deterministics are deliberately left out, so adding a
+    derived quantity does not invalidate saved fits."""
+    free = list(model.free_RVs)
+    observed = list(model.observed_RVs)
+    outputs = [pt.as_tensor(rv.shape) for rv in free] + [
+        pt.as_tensor(model.rvs_to_values[rv].shape) for rv in observed
+    ]
+    shapes: list[tuple[int, ...]] = []
+    if outputs:
+        fn = pytensor.function(
+            inputs=[],
+            outputs=outputs,
+            givens=[(rv, model.rvs_to_values[rv]) for rv in observed],
+            mode=pytensor.compile.mode.FAST_COMPILE,
+            on_unused_input="ignore",
+        )
+        shapes = [tuple(int(s) for s in shape) for shape in fn()]
+    dims = model.named_vars_to_dims
+
+    def describe(rv: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+        return {
+            "dist": type(rv.owner.op).__name__ if rv.owner is not None else "?",
+            "shape": list(shape),
+            "dims": [str(d) if d is not None else None for d in dims.get(rv.name, ()) or ()],
+        }
+
+    sig_free = {rv.name: describe(rv, shp) for rv, shp in zip(free, shapes[: len(free)])}
+    sig_obs = {rv.name: describe(rv, shp) for rv, shp in zip(observed, shapes[len(free):])}
+    coords = {
+        str(name): (None if values is None else [_plain(v) for v in values])
+        for name, values in model.coords.items()
+    }
+    return {"free": sig_free, "observed": sig_obs, "coords": coords}
+
+
+def model_fingerprint(model_or_signature: pm.Model | Mapping[str, Any]) -> str:
+    """SHA-256 of `model_signature` (canonical JSON)."""
+    sig = (
+        model_or_signature
+        if isinstance(model_or_signature, Mapping)
+        else model_signature(model_or_signature)
+    )
+    return sha256_text(canonical_json(sig))
+
+
+def _describe_signature_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    old = json.loads(canonical_json(old))
+    new = json.loads(canonical_json(new))
+    out: list[str] = []
+    for part, label in (("free", "free variable"), ("observed", "observed variable")):
+        a, b = old.get(part, {}), new.get(part, {})
+        for name in sorted(set(a) - set(b)):
+            out.append(f"{label} {name!r} is gone")
+        for name in sorted(set(b) - set(a)):
+            out.append(f"{label} {name!r} is new")
+        for name in sorted(set(a) & set(b)):
+            for key in ("dist", "shape", "dims"):
+                if a[name].get(key) != b[name].get(key):
+                    out.append(
+                        f"{label} {name!r}: {key} was {a[name].get(key)} and is now {b[name].get(key)}"
+                    )
+    ca, cb = old.get("coords", {}), new.get("coords", {})
+    for name in sorted(set(ca) - set(cb)):
+        out.append(f"coord {name!r} is gone")
+    for name in sorted(set(cb) - set(ca)):
+        out.append(f"coord {name!r} is new")
+    for name in sorted(set(ca) & set(cb)):
+        if ca[name] != cb[name]:
+            la = "?" if ca[name] is None else len(ca[name])
+            lb = "?" if cb[name] is None else len(cb[name])
+            out.append(f"coord {name!r} values differ ({la} stored vs {lb} rebuilt)")
+    return out or ["the model signature differs"]
+
+
+# =========================================================================== Fit
+
+
+def _json_attr(attrs: Mapping[str, Any], key: str, path: Path) -> Any:
+    if key not in attrs:
+        raise ValueError(f"{path}: fit file lacks the provenance attribute {key!r}")
+    try:
+        return json.loads(attrs[key])
+    except (TypeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: provenance attribute {key!r} is not valid JSON: {err}") from None
+
+
+@dataclass(eq=False)
+class Fit:
+    """A posterior sample plus what is needed to trust, reproduce and rebuild it."""
+
+    idata: az.InferenceData = field(repr=False)
+    kind: str
+    hypothesis: str | None
+    priors: dict = field(repr=False)
+    settings: SamplerSettings
+    seed: int
+    data: pd.DataFrame = field(repr=False)
+    data_source: str
+    data_sha256: str
+    diagnostics: Diagnostics = field(repr=False)
+    attempts: list[dict] = field(repr=False)
+    versions: dict[str, str] = field(repr=False)
+    wall_seconds: float
+    _model: pm.Model | None = field(default=None, init=False, repr=False)
+    _stored_signature: dict | None = field(default=None, init=False, repr=False)
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def trustworthy(self) -> bool:
+        """True when every error-level diagnostic passed."""
+        return bool(self.diagnostics.passed)
+
+    def __repr__(self) -> str:
+        verdict = "trustworthy" if self.trustworthy else "UNTRUSTWORTHY"
+        return (
+            f"Fit(kind={self.kind!r}, hypothesis={self.hypothesis!r}, "
+            f"sampler={self.settings.sampler!r}, seed={self.seed}, "
+            f"rows={len(self.data)}, {verdict})"
+        )
+
+    def summary(self, var_names: Sequence[str] | None = None) -> pd.DataFrame:
+        """`az.summary` with the project's 94 % HDI; ``.attrs`` carries the verdict."""
+        table = az.summary(self.idata, var_names=var_names, hdi_prob=HDI_PROB)
+        table.attrs["trustworthy"] = self.trustworthy
+        table.attrs["diagnostics"] = self.diagnostics.text()
+        return table
+
+    def model(self) -> pm.Model:
+        """The model rebuilt from the stored kind, table, priors and hypothesis (cached).
+
+        Raises `FitMismatchError` if it no longer matches the model this fit was sampled from.
+        """
+        if self._model is None:
+            self._rebuild()
+        assert self._model is not None
+        return self._model
+
+    # ------------------------------------------------------------------ rebuild
+
+    def _rebuild(self) -> None:
+        kind = registry.get(self.kind)
+        table = kind.read_table(self.data.copy())
+        frame = getattr(table, "frame", None)
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(
+                f"registry kind {self.kind!r}: read_table returned {type(table).__name__} "
+                "without a DataFrame 'frame' attribute"
+            )
+        new_hash = str(getattr(table, "sha256", ""))
+        if new_hash != self.data_sha256:
+            raise FitMismatchError(
+                f"re-validating the stored {self.kind!r} table with today's rules gives data hash "
+                f"{new_hash[:12]}, but the fit was sampled on data hash {self.data_sha256[:12]}; "
+                "the fit cannot be rebuilt on the data it was sampled from"
+            )
+        model = kind.build(frame, self.priors, self.hypothesis)
+        if self._stored_signature is not None:
+            new_sig = model_signature(model)
+            if model_fingerprint(new_sig) != model_fingerprint(self._stored_signature):
+                changes = "; ".join(_describe_signature_change(self._stored_signature, new_sig))
+                raise FitMismatchError(
+                    f"the {self.kind!r} model built today from the stored priors and hypothesis "
+                    f"{self.hypothesis!r} is not the model this fit was sampled from: {changes}"
+                )
+        self.data = frame
+        self._model = model
+
+    # ------------------------------------------------------------------ provenance
+
+    def provenance(self) -> dict[str, str]:
+        """The provenance attributes written into the file (every value a JSON string)."""
+        if self._stored_signature is None:
+            self._stored_signature = model_signature(self.model())
+        signature = self._stored_signature
+        verdict = self.diagnostics.text()
+        prov = {
+            "mscbayes_format": FORMAT_VERSION,
+            "kind": self.kind,
+            "hypothesis": self.hypothesis,
+            "priors": self.priors,
+            "settings": self.settings.to_dict(),
+            "seed": self.seed,
+            "data_source": self.data_source,
+            "data_sha256": self.data_sha256,
+            "table_sha256": frame_sha256(self.data),
+            "diagnostics": self.diagnostics.to_dict(),
+            "trustworthy": self.trustworthy,
+            "verdict": verdict,
+            "attempts": self.attempts,
+            "versions": self.versions,
+            "wall_seconds": self.wall_seconds,
+            "model_signature": signature,
+            "model_fingerprint": model_fingerprint(signature),
+        }
+        return {key: canonical_json(value) for key, value in prov.items()}
+
+    def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+        """Write the fit to one NetCDF file, atomically.
+
+        Groups: the InferenceData groups, plus ``fit_data`` holding the data table as exact CSV
+        text. Root attributes: provenance as JSON strings (see `provenance`). An existing file
+        is never replaced unless ``force=True``; on failure the old file is untouched and no
+        temporary file remains.
+        """
+        target = Path(path)
+        ensure_writable(target, force=force, what="fit file")  # fail fast, before any work
+        prov = self.provenance()
+
+        csv = frame_to_csv(self.data)
+        dtypes = frame_dtypes(self.data)
+        back = frame_from_csv(csv, json.loads(canonical_json(dtypes)))
+        try:
+            pd.testing.assert_frame_equal(back, self.data.reset_index(drop=True), check_exact=True)
+        except AssertionError as err:
+            raise ValueError(
+                f"the data table of this fit cannot be stored exactly as CSV ({err}); "
+                "give its columns plain dtypes (numbers, bool, str, category, datetime)"
+            ) from None
+        data_group = xr.Dataset(
+            {"table_csv": ((), csv)},
+            attrs={"dtypes": canonical_json(dtypes), "description": "exact data table (CSV)"},
+        )
+        groups = {g: getattr(self.idata, g) for g in self.idata.groups() if g != DATA_GROUP}
+        out = az.InferenceData(attrs={**dict(self.idata.attrs), **prov}, **groups)
+
+        def write(tmp: Path) -> None:
+            out.to_netcdf(str(tmp), engine="h5netcdf")
+            data_group.to_netcdf(str(tmp), mode="a", group=DATA_GROUP, engine="h5netcdf")
+
+        written = atomic_write(target, write, force=force, what="fit file")
+        self.idata.attrs.update(prov)
+        if not self.trustworthy:
+            log.warning("saved UNTRUSTWORTHY fit to %s: %s", written, self.diagnostics.text())
+        return written
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, rebuild: bool = True) -> Fit:
+        """Read a fit written by `save`.
+
+        Checks that the stored table still hashes to what was recorded; with ``rebuild=True``
+        (default) it also re-validates the table through ``registry.get(kind).read_table``,
+        rebuilds the model with the stored priors and hypothesis, and compares its fingerprint.
+        Any difference raises `FitMismatchError` saying what differs. With ``rebuild=False``
+        these checks run on the first call of `Fit.model`.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no fit file at {path}")
+        with az.rc_context({"data.load": "eager"}):
+            idata = az.from_netcdf(str(path))
+        attrs = dict(idata.attrs)
+        if "mscbayes_format" not in attrs:
+            raise ValueError(f"{path} is not an mscbayes fit file (no 'mscbayes_format' attribute)")
+        fmt = json.loads(attrs["mscbayes_format"])
+        if str(fmt) != FORMAT_VERSION:
+            raise ValueError(f"{path}: fit file format {fmt!r} is not supported (expected {FORMAT_VERSION})")
+        if DATA_GROUP not in idata.groups():
+            raise ValueError(f"{path}: fit file has no {DATA_GROUP!r} group with the data table")
+
+        data_group = getattr(idata, DATA_GROUP)
+        csv = str(data_group["table_csv"].values.item())
+        dtypes = json.loads(data_group.attrs["dtypes"])
+        delattr(idata, DATA_GROUP)
+
+        stored_table_hash = _json_attr(attrs, "table_sha256", path)
+        actual = sha256_text(csv)
+        if actual != stored_table_hash:
+            raise FitMismatchError(
+                f"{path}: the stored data table does not match its recorded hash "
+                f"({stored_table_hash[:12]} recorded, {actual[:12]} found): the file was altered "
+                "or corrupted after it was written"
+            )
+        frame = frame_from_csv(csv, dtypes)
+
+        settings = SamplerSettings.from_dict(_json_attr(attrs, "settings", path))
+        fit = cls(
+            idata=idata,
+            kind=_json_attr(attrs, "kind", path),
+            hypothesis=_json_attr(attrs, "hypothesis", path),
+            priors=_json_attr(attrs, "priors", path),
+            settings=settings,
+            seed=int(_json_attr(attrs, "seed", path)),
+            data=frame,
+            data_source=_json_attr(attrs, "data_source", path),
+            data_sha256=_json_attr(attrs, "data_sha256", path),
+            diagnostics=Diagnostics.from_dict(_json_attr(attrs, "diagnostics", path)),
+            attempts=list(_json_attr(attrs, "attempts", path)),
+            versions=dict(_json_attr(attrs, "versions", path)),
+            wall_seconds=float(_json_attr(attrs, "wall_seconds", path)),
+        )
+        signature = _json_attr(attrs, "model_signature", path)
+        if model_fingerprint(signature) != _json_attr(attrs, "model_fingerprint", path):
+            raise FitMismatchError(
+                f"{path}: the stored model signature does not match its recorded fingerprint "
+                "(the file was altered after it was written)"
+            )
+        fit._stored_signature = signature
+        if rebuild:
+            try:
+                fit._rebuild()
+            except FitMismatchError as err:
+                raise FitMismatchError(f"{path}: {err}") from None
+        if not fit.trustworthy:
+            log.warning("loaded UNTRUSTWORTHY fit %s: %s", path, fit.diagnostics.text())
+        return fit
+
+
+# =========================================================================== fit_model + ladder
+
+
+def fallback_ladder(settings: SamplerSettings) -> list[SamplerSettings]:
+    """The settings `fit_model` tries, in order, when diagnostics fail.
+
+    1. the given settings;
+    2. tune doubled (at least 100) and target_accept raised to 0.95 (0.99 if already >= 0.95);
+    3. the same as 2 with a different sampler: PyMC's NUTS (or nutpie if PyMC was already used).
+    """
+    safer = replace(
+        settings,
+        tune=max(2 * settings.tune, 100),
+        target_accept=0.95 if settings.target_accept < 0.95 else max(0.99, settings.target_accept),
+    )
+    other = replace(safer, sampler="pymc" if settings.sampler != "pymc" else "nutpie")
+    return [settings, safer, other]
+
+
+def _badness(diag: Diagnostics) -> tuple[float, ...]:
+    """Sort key: smaller is better (passed, then fewer failures, divergences, lower R-hat)."""
+    def value(name: str, default: float) -> float:
+        try:
+            v = diag[name].value
+        except KeyError:
+            return default
+        return default if np.isnan(v) else v
+
+    return (
+        0.0 if diag.passed else 1.0,
+        float(len(diag.failures)),
+        value("divergences", np.inf),
+        value("r_hat", np.inf),
+    )
+
+
+def _as_table(kind: registry.ModelKind, table: Any) -> Any:
+    if all(hasattr(table, a) for a in ("kind", "frame", "source", "sha256")) and isinstance(
+        table.frame, pd.DataFrame
+    ):
+        return table
+    # a DataFrame or a path: let the kind's reader validate it
+    validated = kind.read_table(table)
+    if not isinstance(getattr(validated, "frame", None), pd.DataFrame):
+        raise TypeError(f"read_table of kind {kind.name!r} did not return a Table")
+    return validated
+
+
+def fit_model(
+    kind: str,
+    table: Any,
+    *,
+    priors: Mapping[str, Any] | None = None,
+    hypothesis: str | None = None,
+    settings: SamplerSettings | None = None,
+    seed: int,
+    progress: bool = True,
+    fallback: bool = True,
+    thresholds: Mapping[str, float] | None = None,
+) -> Fit:
+    """Build the registered model `kind` on `table`, sample it, diagnose it.
+
+    `table` is a validated Table (kind, frame, source, sha256); a DataFrame or path is first
+    validated with the kind's ``read_table``. `thresholds` are passed to `diagnose` (e.g.
+    ``{"ess_bulk_min": 100}`` for small test fits). If the diagnostics fail and
+    ``fallback=True``, the settings of `fallback_ladder` are tried in turn until one passes;
+    every attempt is recorded in ``Fit.attempts`` and the best one is kept. A fit that still
+    fails is returned, marked untrustworthy, and a warning is logged.
+    """
+    seed = _check_seed(seed)
+    settings = SamplerSettings() if settings is None else settings
+    model_kind = registry.get(kind)
+    table = _as_table(model_kind, table)
+    priors = dict(priors or {})
+    canonical_json(priors)  # fail now, not after sampling, if the priors cannot be stored
+    thresholds = dict(thresholds or {})
+    allowed = set(inspect.signature(diagnose).parameters) - {"idata"}
+    if set(thresholds) - allowed:
+        raise ValueError(
+            f"unknown diagnostic threshold(s) {sorted(set(thresholds) - allowed)}; "
+            f"known: {sorted(allowed)}"
+        )
+
+    started = time.perf_counter()
+    model = model_kind.build(table.frame, priors, hypothesis)
+    ladder = fallback_ladder(settings) if fallback else [settings]
+
+    attempts: list[dict[str, Any]] = []
+    results: list[tuple[int, az.InferenceData, Diagnostics, SamplerSettings]] = []
+    for number, attempt_settings in enumerate(ladder, start=1):
+        t0 = time.perf_counter()
+        record: dict[str, Any] = {
+            "attempt": number,
+            "sampler": attempt_settings.sampler,
+            "settings": attempt_settings.to_dict(),
+            "cores_used": attempt_settings.resolved_cores(),
+        }
+        try:
+            idata = sample(model, settings=attempt_settings, seed=seed, progress=progress)
+        except Exception as err:
+            if number == 1:
+                raise
+            record.update(passed=False, verdict=f"ERROR: {type(err).__name__}: {err}", kept=False)
+            record["wall_seconds"] = round(time.perf_counter() - t0, 3)
+            attempts.append(record)
+            log.warning("fallback attempt %d (%s) failed: %s", number, attempt_settings.sampler, err)
+            continue
+        diag = diagnose(idata, **thresholds)
+        record.update(
+            passed=diag.passed,
+            verdict=diag.text(),
+            diagnostics=diag.to_dict(),
+            kept=False,
+            wall_seconds=round(time.perf_counter() - t0, 3),
+        )
+        attempts.append(record)
+        results.append((len(attempts) - 1, idata, diag, attempt_settings))
+        if diag.passed:
+            break
+        if number < len(ladder):
+            log.warning(
+                "attempt %d with %s did not converge (%s); retrying with safer settings",
+                number, attempt_settings.sampler, diag.text(),
+            )
+
+    best_index, idata, diag, used = min(results, key=lambda r: _badness(r[2]))
+    attempts[best_index]["kept"] = True
+
+    fit = Fit(
+        idata=idata,
+        kind=kind,
+        hypothesis=hypothesis,
+        priors=priors,
+        settings=used,
+        seed=seed,
+        data=table.frame,
+        data_source=str(table.source),
+        data_sha256=str(table.sha256),
+        diagnostics=diag,
+        attempts=attempts,
+        versions=package_versions(),
+        wall_seconds=round(time.perf_counter() - started, 3),
+    )
+    fit._model = model
+    fit._stored_signature = model_signature(model)
+    fit.idata.attrs.update(fit.provenance())
+    if not fit.trustworthy:
+        log.warning(
+            "fit of %r (hypothesis %r) is UNTRUSTWORTHY after %d attempt(s): %s",
+            kind, hypothesis, len(attempts), diag.text(),
+        )
+    return fit

@@ -1,0 +1,442 @@
+"""Sampling entry point, seeds, fallback ladder, registry, and Fit save/load (real tiny fits)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from mscbayes import inference, registry
+from mscbayes.inference import (
+    Fit,
+    FitMismatchError,
+    SamplerSettings,
+    fallback_ladder,
+    fit_model,
+    model_fingerprint,
+    sample,
+)
+from mscbayes.provenance import frame_sha256, sha256_text
+
+from .conftest import SMALL_FIT_THRESHOLDS, build_toy_model, read_toy_table
+
+POSTERIOR_VARS = {"mu", "offset", "sigma"}
+
+
+def _assert_same_draws(a: az.InferenceData, b: az.InferenceData) -> None:
+    assert set(a.posterior.data_vars) == set(b.posterior.data_vars)
+    for name in a.posterior.data_vars:
+        np.testing.assert_array_equal(a.posterior[name].values, b.posterior[name].values)
+
+
+# --------------------------------------------------------------------------- settings and seeds
+
+
+def test_settings_defaults_round_trip_and_validation():
+    s = SamplerSettings()
+    assert (s.sampler, s.draws, s.tune, s.chains, s.target_accept, s.max_treedepth, s.cores) == (
+        "nutpie", 1000, 1000, 4, 0.9, 10, None
+    )
+    assert s.resolved_cores() == min(4, os.cpu_count() or 1)
+    custom = SamplerSettings(sampler="pymc", draws=50, tune=0, chains=3, cores=1)
+    assert SamplerSettings.from_dict(custom.to_dict()) == custom
+    assert SamplerSettings.from_dict({"draws": 7}).draws == 7
+    with pytest.raises(ValueError, match="unknown sampler setting"):
+        SamplerSettings.from_dict({"draw": 7})
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        SamplerSettings(sampler="stan")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="target_accept"):
+        SamplerSettings(target_accept=1.0)
+    with pytest.raises(ValueError, match="chains"):
+        SamplerSettings(chains=0)
+
+
+@pytest.mark.parametrize("bad", [1.0, "7", None, True, np.random.default_rng(1)])
+def test_non_int_seed_is_rejected(toy_model, bad):
+    with pytest.raises(TypeError, match="seed must be a plain int"):
+        sample(toy_model, seed=bad)  # type: ignore[arg-type]
+
+
+def test_negative_seed_is_rejected(toy_model, toy_table):
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        sample(toy_model, seed=-1)
+    with pytest.raises(TypeError, match="seed"):
+        fit_model("toy", toy_table, seed=2.5)  # type: ignore[arg-type]
+
+
+def test_numpyro_without_jax_says_how_to_install(toy_model):
+    try:
+        import numpyro  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r'pip install "mscbayes\[jax\]"'):
+            sample(toy_model, settings=SamplerSettings(sampler="numpyro"), seed=1)
+    else:  # pragma: no cover - only where the extra is installed
+        pytest.skip("numpyro is installed")
+
+
+# --------------------------------------------------------------------------- real sampling
+
+
+def test_nutpie_default_output_groups(toy_fit):
+    idata = toy_fit.idata
+    groups = set(idata.groups())
+    assert {"posterior", "log_likelihood", "sample_stats", "observed_data", "constant_data"} <= groups
+    assert not any(g.startswith("warmup_") for g in groups)
+    assert set(idata.posterior.data_vars) == POSTERIOR_VARS  # no sigma_log__ etc.
+    assert idata.posterior.sizes["chain"] == 2 and idata.posterior.sizes["draw"] == 200
+    assert list(idata.posterior["offset"].dims) == ["chain", "draw", "group"]
+    assert idata.log_likelihood["y"].dims == ("chain", "draw", "obs")
+    assert "maxdepth_reached" in idata.sample_stats  # nutpie's own stat names
+    assert idata.sample_stats.attrs["sampler"] == "nutpie"
+    assert toy_fit.settings.sampler == "nutpie"
+    assert toy_fit.trustworthy, toy_fit.diagnostics.text()
+
+
+def test_nutpie_same_seed_same_draws(toy_fit):
+    again = sample(toy_fit.model(), settings=toy_fit.settings, seed=toy_fit.seed, progress=False)
+    _assert_same_draws(toy_fit.idata, again)
+    xr.testing.assert_equal(toy_fit.idata.log_likelihood, again.log_likelihood)
+
+
+def test_pymc_sampler_works_and_is_reproducible(toy_model, tiny_settings):
+    settings = SamplerSettings(**{**tiny_settings.to_dict(), "sampler": "pymc"})
+    a = sample(toy_model, settings=settings, seed=7, progress=False)
+    b = sample(toy_model, settings=settings, seed=7, progress=False)
+    assert {"posterior", "log_likelihood", "sample_stats", "observed_data"} <= set(a.groups())
+    assert set(a.posterior.data_vars) == POSTERIOR_VARS
+    assert "reached_max_treedepth" in a.sample_stats
+    assert a.sample_stats.attrs["sampler"] == "pymc"
+    _assert_same_draws(a, b)
+    c = sample(toy_model, settings=settings, seed=8, progress=False)
+    assert not np.array_equal(a.posterior["mu"].values, c.posterior["mu"].values)
+
+
+# --------------------------------------------------------------------------- save / load
+
+
+def test_save_load_round_trip(toy_fit, tmp_path):
+    path = toy_fit.save(tmp_path / "toy.nc")
+    assert path == tmp_path / "toy.nc" and path.is_file()
+    loaded = Fit.load(path)
+
+    for group in ("posterior", "log_likelihood", "sample_stats", "observed_data"):
+        xr.testing.assert_equal(getattr(loaded.idata, group), getattr(toy_fit.idata, group))
+    assert "fit_data" not in loaded.idata.groups()
+    pd.testing.assert_frame_equal(loaded.data, toy_fit.data, check_exact=True)
+    for name in ("kind", "hypothesis", "priors", "settings", "seed", "data_source",
+                 "data_sha256", "attempts", "versions", "wall_seconds"):
+        assert getattr(loaded, name) == getattr(toy_fit, name), name
+    assert loaded.diagnostics.to_dict() == toy_fit.diagnostics.to_dict()
+    assert loaded.trustworthy is toy_fit.trustworthy is True
+    assert model_fingerprint(loaded.model()) == model_fingerprint(toy_fit.model())
+    pd.testing.assert_frame_equal(loaded.summary(), toy_fit.summary())
+    assert "hdi_3%" in loaded.summary().columns
+
+    attrs = loaded.idata.attrs
+    assert attrs["kind"] == '"toy"' and attrs["trustworthy"] == "true"
+    assert attrs["versions"] and '"pymc"' in attrs["versions"]
+
+
+def test_existing_file_is_not_overwritten_without_force(toy_fit, tmp_path):
+    path = tmp_path / "fit.nc"
+    path.write_bytes(b"precious")
+    with pytest.raises(FileExistsError, match=r"fit\.nc.*--force"):
+        toy_fit.save(path)
+    assert path.read_bytes() == b"precious"
+    toy_fit.save(path, force=True)
+    assert Fit.load(path).seed == toy_fit.seed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.nc"]
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_temp(toy_fit, tmp_path, monkeypatch):
+    path = tmp_path / "fit.nc"
+    toy_fit.save(path)
+    before = path.read_bytes()
+
+    def broken_to_netcdf(self, filename, *args, **kwargs):
+        Path(filename).write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(az.InferenceData, "to_netcdf", broken_to_netcdf)
+    with pytest.raises(OSError, match="disk full"):
+        toy_fit.save(path, force=True)
+    assert path.read_bytes() == before
+    with pytest.raises(OSError, match="disk full"):
+        toy_fit.save(tmp_path / "new.nc")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.nc"]
+
+
+def _rewrite_stored_table(path: Path, edit, *, rehash: bool = False) -> None:
+    with az.rc_context({"data.load": "eager"}):
+        idata = az.from_netcdf(str(path))
+    data = idata.fit_data.copy()
+    csv = edit(str(data["table_csv"].values.item()))
+    data["table_csv"] = ((), csv)
+    attrs = dict(idata.attrs)
+    if rehash:  # a careful forger also fixes the integrity hash
+        attrs["table_sha256"] = json.dumps(sha256_text(csv))
+    groups = {g: getattr(idata, g) for g in idata.groups() if g != "fit_data"}
+    path.unlink()
+    az.InferenceData(attrs=attrs, **groups).to_netcdf(str(path))
+    data.to_netcdf(str(path), mode="a", group="fit_data", engine="h5netcdf")
+
+
+def test_load_refuses_altered_data(toy_fit, tmp_path):
+    path = toy_fit.save(tmp_path / "fit.nc")
+    first_y = repr(float(toy_fit.data["y"].iloc[0]))
+
+    def edit(csv: str) -> str:
+        assert first_y in csv
+        return csv.replace(first_y, "0.5", 1)
+
+    _rewrite_stored_table(path, edit)
+    with pytest.raises(FitMismatchError, match="altered"):
+        Fit.load(path)
+    with pytest.raises(FitMismatchError):  # even without rebuilding the model
+        Fit.load(path, rebuild=False)
+
+    # data changed and its integrity hash recomputed: re-validation gives another data hash
+    path = toy_fit.save(tmp_path / "forged.nc")
+    _rewrite_stored_table(path, edit, rehash=True)
+    with pytest.raises(FitMismatchError, match="data hash"):
+        Fit.load(path)
+
+
+def test_load_refuses_when_the_model_kind_builds_a_different_model(toy_fit, toy_kind, tmp_path):
+    path = toy_fit.save(tmp_path / "fit.nc")
+
+    def changed_build(frame, priors, hypothesis):  # e.g. a new version grew a parameter
+        import pymc as pm
+
+        model = build_toy_model(frame, priors, hypothesis)
+        with model:
+            pm.HalfNormal("nu", 1.0)
+        return model
+
+    registry.register(registry.ModelKind("toy", changed_build, read_toy_table), replace=True)
+    try:
+        with pytest.raises(FitMismatchError, match="free variable 'nu' is new"):
+            Fit.load(path)
+        lazy = Fit.load(path, rebuild=False)  # reading alone still works ...
+        assert lazy.seed == toy_fit.seed
+        with pytest.raises(FitMismatchError, match="'nu'"):  # ... but the model is refused
+            lazy.model()
+    finally:
+        registry.register(toy_kind, replace=True)
+    assert Fit.load(path).trustworthy
+
+
+def test_load_refuses_priors_that_change_the_structure(toy_fit, toy_kind, tmp_path):
+    path = toy_fit.save(tmp_path / "fit.nc")
+
+    def pooled_build(frame, priors, hypothesis):  # same priors now give a pooled model
+        return build_toy_model(frame, priors, "pooled")
+
+    registry.register(registry.ModelKind("toy", pooled_build, read_toy_table), replace=True)
+    try:
+        with pytest.raises(FitMismatchError, match="free variable 'offset' is gone"):
+            Fit.load(path)
+    finally:
+        registry.register(toy_kind, replace=True)
+
+
+def test_load_refuses_a_table_that_revalidates_differently(toy_fit, toy_kind, tmp_path):
+    path = toy_fit.save(tmp_path / "fit.nc")
+
+    def stricter_read(obj):
+        table = read_toy_table(obj)
+        frame = table.frame.assign(y=table.frame["y"].round(1))
+        return type(table)("toy", frame, table.source, frame_sha256(frame))
+
+    registry.register(registry.ModelKind("toy", build_toy_model, stricter_read), replace=True)
+    try:
+        with pytest.raises(FitMismatchError, match="re-validating"):
+            Fit.load(path)
+    finally:
+        registry.register(toy_kind, replace=True)
+
+
+def test_load_rejects_non_fit_files(tmp_path):
+    plain = tmp_path / "plain.nc"
+    az.from_dict(posterior={"x": np.zeros((1, 5))}).to_netcdf(str(plain))
+    with pytest.raises(ValueError, match="not an mscbayes fit file"):
+        Fit.load(plain)
+    with pytest.raises(FileNotFoundError):
+        Fit.load(tmp_path / "missing.nc")
+
+
+# --------------------------------------------------------------------------- fallback ladder
+
+
+def _synthetic_idata(*, good: bool, n_div: int = 0, seed: int = 0) -> az.InferenceData:
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(size=(4, 500))
+    if not good:
+        mu = mu + np.array([0.0, 0.0, 0.0, 2.0])[:, None]
+    diverging = np.zeros((4, 500), dtype=bool)
+    diverging.flat[:n_div] = True
+    stats = {"diverging": diverging, "energy": rng.normal(size=(4, 500)),
+             "depth": np.full((4, 500), 3), "maxdepth_reached": np.zeros((4, 500), dtype=bool)}
+    return az.from_dict(posterior={"mu": mu}, sample_stats=stats)
+
+
+def test_fallback_ladder_settings():
+    base = SamplerSettings(tune=300, target_accept=0.9)
+    first, second, third = fallback_ladder(base)
+    assert first == base
+    assert (second.sampler, second.tune, second.target_accept) == ("nutpie", 600, 0.95)
+    assert (third.sampler, third.tune, third.target_accept) == ("pymc", 600, 0.95)
+    already = fallback_ladder(SamplerSettings(sampler="pymc", target_accept=0.95))
+    assert already[1].target_accept == 0.99 and already[2].sampler == "nutpie"
+
+
+def test_fallback_stops_at_the_first_passing_attempt(toy_table, monkeypatch):
+    calls = []
+
+    def fake_sample(model, *, settings, seed, progress=True):
+        calls.append(settings)
+        return _synthetic_idata(good=len(calls) == 3, n_div=5 if len(calls) == 1 else 0)
+
+    monkeypatch.setattr(inference, "sample", fake_sample)
+    fit = fit_model("toy", toy_table, settings=SamplerSettings(tune=100), seed=3, progress=False)
+    assert [a["sampler"] for a in fit.attempts] == ["nutpie", "nutpie", "pymc"]
+    assert [a["passed"] for a in fit.attempts] == [False, False, True]
+    assert [a["kept"] for a in fit.attempts] == [False, False, True]
+    assert fit.attempts[1]["settings"]["tune"] == 200
+    assert fit.attempts[1]["settings"]["target_accept"] == 0.95
+    assert "UNTRUSTWORTHY" in fit.attempts[0]["verdict"]
+    assert fit.trustworthy and fit.settings.sampler == "pymc"
+    assert fit.seed == 3 and len(calls) == 3
+
+
+def test_fallback_keeps_best_failing_attempt_and_marks_it(toy_table, monkeypatch, caplog, tmp_path):
+    divergences = iter([9, 2, 5])
+
+    def fake_sample(model, *, settings, seed, progress=True):
+        return _synthetic_idata(good=True, n_div=next(divergences))
+
+    monkeypatch.setattr(inference, "sample", fake_sample)
+    with caplog.at_level(logging.WARNING, logger="mscbayes.inference"):
+        fit = fit_model("toy", toy_table, seed=1, progress=False)
+    assert not fit.trustworthy
+    assert [a["kept"] for a in fit.attempts] == [False, True, False]
+    assert fit.diagnostics["divergences"].value == 2
+    assert any("UNTRUSTWORTHY" in r.getMessage() for r in caplog.records)
+    assert "Fit(" in repr(fit) and "UNTRUSTWORTHY" in repr(fit)
+    assert fit.summary().attrs["trustworthy"] is False
+    assert fit.idata.attrs["trustworthy"] == "false"
+
+    loaded = Fit.load(fit.save(tmp_path / "bad.nc"))
+    assert not loaded.trustworthy
+    assert loaded.idata.attrs["trustworthy"] == "false"
+    assert loaded.idata.attrs["verdict"].startswith('"UNTRUSTWORTHY')
+    assert len(loaded.attempts) == 3
+
+
+def test_fallback_disabled_and_errors_in_later_attempts(toy_table, monkeypatch):
+    calls = []
+
+    def fake_sample(model, *, settings, seed, progress=True):
+        calls.append(settings.sampler)
+        if len(calls) == 2:
+            raise RuntimeError("sampler crashed")
+        return _synthetic_idata(good=False, seed=len(calls))
+
+    monkeypatch.setattr(inference, "sample", fake_sample)
+    single = fit_model("toy", toy_table, seed=1, progress=False, fallback=False)
+    assert len(single.attempts) == 1 and not single.trustworthy
+
+    calls.clear()
+    fit = fit_model("toy", toy_table, seed=1, progress=False)
+    assert len(fit.attempts) == 3
+    assert fit.attempts[1]["verdict"].startswith("ERROR: RuntimeError: sampler crashed")
+    assert sum(a["kept"] for a in fit.attempts) == 1 and not fit.attempts[1]["kept"]
+
+    def first_fails(model, *, settings, seed, progress=True):
+        raise RuntimeError("model does not compile")
+
+    monkeypatch.setattr(inference, "sample", first_fails)
+    with pytest.raises(RuntimeError, match="does not compile"):
+        fit_model("toy", toy_table, seed=1, progress=False)
+
+
+def test_fit_model_accepts_a_dataframe_and_thresholds(toy_table, monkeypatch):
+    monkeypatch.setattr(
+        inference, "sample", lambda model, **kw: _synthetic_idata(good=True, seed=4)
+    )
+    fit = fit_model("toy", toy_table.frame, seed=1, progress=False,
+                    thresholds=SMALL_FIT_THRESHOLDS)
+    assert fit.data_source == "<DataFrame>" and fit.data_sha256 == toy_table.sha256
+    assert fit.diagnostics["r_hat"].threshold == "<= 1.05"
+    with pytest.raises(TypeError, match="cannot store"):
+        fit_model("toy", toy_table, seed=1, priors={"mu": object()})
+    with pytest.raises(ValueError, match="unknown diagnostic threshold"):
+        fit_model("toy", toy_table, seed=1, thresholds={"rhat": 1.1})
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_registry_lookup_and_errors(toy_kind):
+    assert registry.get("toy") is toy_kind
+    with pytest.raises(KeyError, match=r"unknown model kind 'nope'; known kinds: .*'toy'"):
+        registry.get("nope")
+    other = registry.ModelKind("toy", lambda f, p, h: None, read_toy_table)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(other)
+    registry.register(toy_kind)  # same builder again (e.g. a reload) is fine
+    assert registry.get("toy") is toy_kind
+    with pytest.raises(ValueError, match="non-empty"):
+        registry.ModelKind("", build_toy_model, read_toy_table)
+
+
+def test_registry_skips_only_missing_model_modules(monkeypatch, tmp_path):
+    monkeypatch.setattr(registry, "MODEL_MODULES", ("mscbayes._no_such_module",))
+    with pytest.raises(KeyError):
+        registry.get("nope")
+    # a model module that exists but fails to import must surface, not become "unknown kind"
+    (tmp_path / "broken_model_mod.py").write_text("import _mscbayes_missing_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "MODEL_MODULES", ("broken_model_mod",))
+    with pytest.raises(ModuleNotFoundError, match="_mscbayes_missing_dependency"):
+        registry.get("nope")
+
+
+# --------------------------------------------------------------------------- provenance helpers
+
+
+def test_table_storage_is_exact_for_common_dtypes():
+    from mscbayes.provenance import frame_dtypes, frame_from_csv, frame_to_csv
+
+    n = 6
+    frame = pd.DataFrame({
+        "x": np.array([1e-7, np.pi, -2.5e12, np.nan, 0.1, 1 / 3]),
+        "s": ['a,b"c', "line\nbreak", "NA", None, "x", "y"],
+        "i": np.arange(n),
+        "flag": [True, False] * 3,
+        "cat": pd.Categorical(["lo", "hi"] * 3, categories=["lo", "mid", "hi"], ordered=True),
+        "n": pd.array([1, None] * 3, dtype="Int64"),
+        "t": pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC"),
+    })
+    text = frame_to_csv(frame)
+    back = frame_from_csv(text, json.loads(json.dumps(frame_dtypes(frame))))
+    pd.testing.assert_frame_equal(back, frame, check_exact=True)
+    assert frame_sha256(back) == frame_sha256(frame) == sha256_text(text)
+
+
+def test_atomic_write_gives_normal_permissions(tmp_path):
+    from mscbayes.provenance import atomic_write
+
+    mask = os.umask(0)
+    os.umask(mask)
+    out = atomic_write(tmp_path / "f.txt", lambda p: p.write_text("hi"))
+    assert out.read_text() == "hi"
+    if os.name == "posix":
+        assert out.stat().st_mode & 0o777 == 0o666 & ~mask
