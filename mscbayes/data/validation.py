@@ -376,7 +376,7 @@ class ColumnSpec:
         elif self.kind == "set":
             text = "a ';'-separated list of " + ", ".join(self.vocabulary.values) + " (empty = none)"
         elif self.kind == "ref":
-            text = "a DOI (10.xxxx/...) or a PMCID (PMC1234567)"
+            text = "a DOI (10.xxxx/...) or a PMCID (PMC1234567), or 'simulated ...' for data simulated by mscbayes"
         else:
             text = f"text ({self.meaning})" if self.meaning else "some text"
         if self.kind in ("float", "int") and (self.unit or self.ratio):
@@ -434,6 +434,8 @@ def parse_bool(s: str) -> bool | None:
 
 def normalise_ref(s: str) -> str | None:
     s = s.strip()
+    if s.lower().startswith("simulated"):  # data simulated by this package label themselves so
+        return s
     m = _DOI.match(s)
     if m:
         return m.group(1)

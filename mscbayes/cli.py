@@ -1,0 +1,131 @@
+"""Command line: thin wrappers that parse arguments, call the public API and print the results.
+
+    mscbayes simulate DESIGN.toml --out data.csv --seed N     virtual experiment (+ data.truth.json)
+    mscbayes validate data.csv [--kind fate|coculture|nk]     check a table, list every problem
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="mscbayes: Bayesian models of MSC trapping, clearance and Treg induction.")
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+KINDS = ("fate", "coculture", "nk")
+
+
+class UserError(Exception):
+    """An error whose message is meant for the user as is (no traceback)."""
+
+
+def _fail(message: str, code: int = 2):
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _guard(fn):
+    """Run a command body; turn expected failures into a clear message and exit code 2."""
+    from .data.validation import DataValidationError
+    from .priors import PriorError
+    from .simulate import DesignError
+
+    try:
+        return fn()
+    except typer.Exit:
+        raise
+    except DataValidationError as e:
+        _fail(str(e), 1)
+    except (DesignError, PriorError, UserError, FileExistsError, FileNotFoundError, IsADirectoryError) as e:
+        _fail(str(e))
+    except PermissionError as e:
+        _fail(f"permission denied: {e.filename}")
+
+
+def detect_kind(path: Path) -> str:
+    from .data.validation import read_csv_text
+
+    cols = set(read_csv_text(path).columns)
+    if {"organ", "assay"} & cols:
+        return "fate"
+    if {"msc_ratio", "donor"} <= cols or "readout" in cols:
+        return "coculture"
+    if "effector_target_ratio" in cols:
+        return "nk"
+    raise UserError(f"{path}: cannot tell the table kind from its columns; pass --kind {'|'.join(KINDS)}")
+
+
+def read_any_table(path: Path, kind: str | None = None):
+    from . import data
+
+    kind = kind or detect_kind(path)
+    readers = {"fate": data.read_fate_table, "coculture": data.read_coculture_table, "nk": data.read_nk_table}
+    if kind not in readers:
+        raise UserError(f"unknown table kind {kind!r}; expected one of {', '.join(KINDS)}")
+    return readers[kind](path)
+
+
+@app.command()
+def simulate(design: Path = typer.Argument(..., help="design TOML (arms, routes, doses, times, organs, assays)"),
+             out_path: Path = typer.Option(..., "--out", "-o", help="CSV file to write"),
+             seed: int = typer.Option(0, "--seed", help="integer seed; same seed, same table"),
+             force: bool = typer.Option(False, "--force", help="overwrite an existing output file")):
+    """Simulate a virtual fate experiment; writes the table and, beside it, the generating parameters."""
+
+    def body():
+        from .data import read_fate_table
+        from .provenance import atomic_write, ensure_writable
+        from .simulate import load_design
+        from .simulate import simulate as run
+
+        d = load_design(design)
+        truth_path = out_path.with_suffix(".truth.json")
+        ensure_writable(out_path, force=force, what="output file")
+        ensure_writable(truth_path, force=force, what="truth file")
+        table = run(d, seed=seed)
+        checked = read_fate_table(table)  # validate before anything is written
+        atomic_write(out_path, lambda p: table.to_csv(p, index=False), force=force, what="output file")
+        truth = dict(table.attrs["truth"], data_sha256=checked.sha256, data_file=out_path.name)
+        atomic_write(truth_path, lambda p: p.write_text(json.dumps(truth, indent=2, default=str)),
+                     force=force, what="truth file")
+        n_animals = table["subject"].nunique()
+        n_cens = int((table["censored"] == "below_limit").sum())
+        out.print(f"simulated {len(table)} observations from {n_animals} animals in {len(d.arms)} arms "
+                  f"({n_cens} below the detection limit) -> {out_path}")
+        out.print(f"generating parameters -> {truth_path}")
+        out.print(f"validated: OK (sha256 {checked.sha256[:12]})")
+
+    _guard(body)
+
+
+@app.command()
+def validate(path: Path = typer.Argument(..., help="CSV table to check"),
+             kind: Optional[str] = typer.Option(None, "--kind", help="fate | coculture | nk (default: detect)")):
+    """Check a data table against its schema; every problem is listed with its row and column."""
+
+    def body():
+        table = read_any_table(path, kind)
+        f = table.frame
+        extra = ""
+        if table.kind == "fate":
+            extra = (f"; {f['study'].nunique()} studies, {f['subject'].nunique()} subjects, "
+                     f"assays {', '.join(sorted(f['assay'].unique()))}")
+        out.print(f"{path}: OK — {len(f)} rows of a {table.kind} table{extra} (sha256 {table.sha256[:12]})")
+
+    _guard(body)
+
+
+def main(argv: list[str] | None = None):
+    """Entry point of the `mscbayes` console script."""
+    app(args=argv, prog_name="mscbayes")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,122 @@
+"""What each tracking assay sees (mechanisms.md §5): a linear read-out of the fate states.
+
+    live only            bli, mrna_qpcr, reculture        X_j
+    cell material        dna_qpcr                         X_j + Y_j + Z_j        (digested DNA is gone)
+    label kept locally   dye, mri                         X_j + Y_j + Z_j + D_j  (lipophilic dye and iron oxide stay in the host phagocyte)
+    radiolabel           cr51, in111, tc99m               X_j + Y_j + Z_j + g_j · D_total
+                         (label freed by digestion is excreted or re-taken up by organ j with fraction g_j;
+                          D_total = dose − Σ_k (X_k + Y_k + Z_k) by mass balance, so no deeper chain is solved)
+
+Radioactivity is taken as decay-corrected to the time of injection, as published %ID values are.
+Label efflux from live cells is not modelled in the default (it would need a labelled-live pool).
+The `whole_body` organ is the sum over all organs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .backend import NP, Backend
+from .trapping import ORGANS
+
+ASSAYS = ("cr51", "in111", "tc99m", "bli", "dna_qpcr", "mrna_qpcr", "reculture", "dye", "mri")
+LIVE_ONLY = ("bli", "mrna_qpcr", "reculture")
+MATERIAL = ("dna_qpcr",)
+LOCAL_LABEL = ("dye", "mri")
+RADIOLABELS = ("cr51", "in111", "tc99m")
+
+# Fraction of label freed by digestion that is re-taken up per organ (the rest is excreted). Free
+# chromate is cleared by the kidney into urine; 111In binds transferrin and goes to liver, spleen and
+# marrow ("rest"); 99mTc complexes leave through kidney and gut. Magnitudes are design choices [D]
+# pending free-label control data (mechanisms.md §5.2).
+FREE_LABEL_UPTAKE = {
+    "cr51": {"kidney": 0.05},
+    "in111": {"liver": 0.3, "spleen": 0.1, "rest": 0.3},
+    "tc99m": {"kidney": 0.1, "rest": 0.1},
+}
+
+
+@dataclass(frozen=True)
+class AssayInfo:
+    name: str
+    sees: str            # "live", "material", "local_label", "radiolabel"
+    noise_sd_prior: float  # HalfNormal scale of the log-scale residual SD (mechanisms.md §5.3)
+    description: str
+
+
+ASSAY_INFO = {
+    "bli": AssayInfo("bli", "live", 0.7, "bioluminescence of luciferase-expressing MSC: live cells only"),
+    "mrna_qpcr": AssayInfo("mrna_qpcr", "live", 0.7, "species-specific mRNA RT-qPCR: live cells only"),
+    "reculture": AssayInfo("reculture", "live", 0.7, "outgrowth of MSC from tissue: live cells only (usually detected yes/no)"),
+    "dna_qpcr": AssayInfo("dna_qpcr", "material", 0.7, "species-specific DNA qPCR (Alu, SRY): live + dead + engulfed until digested"),
+    "cr51": AssayInfo("cr51", "radiolabel", 0.3, "51Cr-chromate: cell-bound label plus re-deposited free label"),
+    "in111": AssayInfo("in111", "radiolabel", 0.3, "111In-oxine: cell-bound label plus re-deposited free label"),
+    "tc99m": AssayInfo("tc99m", "radiolabel", 0.3, "99mTc (e.g. HMPAO): cell-bound label plus re-deposited free label"),
+    "dye": AssayInfo("dye", "local_label", 0.5, "lipophilic dye (DiR, PKH26): follows material and stays in host phagocytes"),
+    "mri": AssayInfo("mri", "local_label", 0.5, "iron-oxide MRI: follows material and stays in host phagocytes"),
+}
+
+
+def assay_signal(states: dict, assay: str, organ: str, xp: Backend = NP):
+    """Amount (cells or cell equivalents) that `assay` attributes to `organ`."""
+    if organ == "whole_body":
+        total = 0.0
+        for o in ORGANS:
+            total = total + assay_signal(states, assay, o, xp)
+        return total
+    info = ASSAY_INFO[assay]
+    live = states[f"X_{organ}"]
+    if info.sees == "live":
+        return live
+    material = live + states[f"Y_{organ}"] + states[f"Z_{organ}"]
+    if info.sees == "material":
+        return material
+    if info.sees == "local_label":
+        return material + states[f"D_{organ}"]
+    share = FREE_LABEL_UPTAKE[assay].get(organ, 0.0)
+    if share == 0.0:
+        return material
+    return material + share * states["D_total"]
+
+
+def states_needed(assays, organs) -> tuple[str, ...]:
+    """The fate states an (assay, organ) set reads, so a model solves only those."""
+    need = set()
+    organ_list = set()
+    for o in organs:
+        organ_list.update(ORGANS if o == "whole_body" else [o])
+    for a in assays:
+        sees = ASSAY_INFO[a].sees
+        for o in organ_list:
+            need.add(f"X_{o}")
+            if sees != "live":
+                need.update({f"Y_{o}", f"Z_{o}"})
+            if sees == "local_label":
+                need.add(f"D_{o}")
+        if sees == "radiolabel":
+            need.add("D_total")
+    order = [f"{k}_{o}" for k in ("X", "Y", "Z", "D") for o in ORGANS] + ["D_total"]
+    return tuple(s for s in order if s in need)
+
+
+# Default detection limits when a table gives none: (unit, value, source). "cells" limits are per organ
+# sample; "fraction" limits are fractions of the injected dose.
+DETECTION_LIMITS = {
+    "bli": ("cells", 1e3, "~1e3–1e4 cells deep in the body (mechanisms.md §5.1) [M]"),
+    "dna_qpcr": ("cells", 10.0, "10 human cells per mouse organ (Funakoshi 2017 Sci Rep, doi:10.1038/s41598-017-13402-3) [V]"),
+    "mrna_qpcr": ("cells", 10.0, "taken equal to DNA qPCR [D]"),
+    "reculture": ("cells", 100.0, "outgrowth needs a few viable cells per sample [D]"),
+    "cr51": ("fraction", 1e-4, "counting-limited, ~0.01–0.1 % of injected dose per organ (mechanisms.md §5.1) [M]"),
+    "in111": ("fraction", 1e-4, "as Cr-51 [M]"),
+    "tc99m": ("fraction", 1e-4, "as Cr-51 [M]"),
+    "dye": ("fraction", 1e-3, "tissue autofluorescence background [D]"),
+    "mri": ("cells", 1e4, "roughly 1e4 labelled cells per voxel (mechanisms.md §5.1) [M]"),
+}
+
+
+def detection_limit(assay: str, measure: str, dose_cells: float) -> float:
+    """Default detection limit of an assay in the unit of `measure` (fraction_of_dose, cells or detected)."""
+    unit, value, _ = DETECTION_LIMITS[assay]
+    if measure == "cells":
+        return value if unit == "cells" else value * dose_cells
+    return value / dose_cells if unit == "cells" else value

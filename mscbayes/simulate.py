@@ -1,0 +1,264 @@
+"""Virtual experiments: simulate a fate table from a design through the same mechanisms as the model.
+
+A design (TOML or `Design`) names arms (route, dose, cell product), sampling times, organs, assays and
+animals per time. Sampling is destructive: one animal gives one time point, and every organ and assay of
+that animal shares its animal effects (death rate, lung extraction, dose recovery). Values under an
+assay's detection limit are censored (value = limit, censored = below_limit); re-culture is reported as
+detected yes/no. The generating parameters are kept in `table.attrs["truth"]`.
+
+Example design (analyses/iv_biodistribution.toml):
+
+    study = "virtual_iv"
+    species = "mouse"
+    measure = "fraction_of_dose"
+
+    [[arms]]
+    name = "live MSC"
+    route = "intravenous"
+    dose_cells = 5e5
+    times_h = [0.083, 1, 4, 24, 72]
+    organs = ["lung", "liver", "spleen"]
+    assays = ["cr51", "bli"]
+    animals_per_time = 3
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .mechanisms import assays as assay_mod
+from .mechanisms import trapping
+from .mechanisms.fate import AnimalDesign, expected_signals
+from .priors import DEFAULT_PRIORS, KINETIC_RATES, SIZE_PARAMS, Prior
+
+MEASURES = ("fraction_of_dose", "cells")
+
+
+class DesignError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    route: str = "intravenous"
+    route_organ: str = ""
+    dose_cells: float = 1e6
+    viability: float | None = None          # fraction at infusion; None: drawn from its prior
+    cell_source: str = "MSC"
+    passage: int | None = None
+    diameter_mean_um: float = trapping.DEFAULT_DIAMETER_MEAN_UM
+    diameter_sd_um: float = trapping.DEFAULT_DIAMETER_SD_UM
+    ifng_licensed: bool = False
+    times_h: tuple[float, ...] = (0.083, 1.0, 4.0, 24.0, 72.0)
+    organs: tuple[str, ...] = ("lung", "liver", "spleen")
+    assays: tuple[str, ...] = ("cr51",)
+    animals_per_time: int = 3
+
+
+@dataclass(frozen=True)
+class Design:
+    study: str
+    species: str = "mouse"
+    measure: str = "fraction_of_dose"
+    arms: tuple[Arm, ...] = ()
+    target_flow_fraction: float = trapping.DEFAULT_TARGET_FLOW_FRACTION
+    detection_limits: dict = field(default_factory=dict)   # assay -> limit in the unit of `measure`
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_ARM_FIELDS = {f for f in Arm.__dataclass_fields__}
+_DESIGN_FIELDS = {f for f in Design.__dataclass_fields__} - {"arms"}
+
+
+def _check_choice(where, key, value, allowed, problems):
+    if value not in allowed:
+        hint = difflib.get_close_matches(str(value), list(allowed), n=1)
+        problems.append(f"{where}: {key} = {value!r} is not one of {', '.join(allowed)}"
+                        + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+
+
+def design_from_dict(doc: dict, source: str = "<design>") -> Design:
+    """Build and check a Design from a parsed TOML document; every problem is reported at once."""
+    problems = []
+    unknown = set(doc) - _DESIGN_FIELDS - {"arms", "truth", "priors", "sampler", "analysis"}
+    for k in sorted(unknown):
+        hint = difflib.get_close_matches(k, sorted(_DESIGN_FIELDS | {"arms"}), n=1)
+        problems.append(f"{source}: unknown key {k!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    if "study" not in doc:
+        problems.append(f"{source}: missing 'study' (a name for the virtual study)")
+    species = doc.get("species", "mouse")
+    measure = doc.get("measure", "fraction_of_dose")
+    _check_choice(source, "measure", measure, MEASURES, problems)
+    arms = []
+    raw_arms = doc.get("arms", [])
+    if not raw_arms:
+        problems.append(f"{source}: no [[arms]] given; a design needs at least one arm")
+    for i, raw in enumerate(raw_arms, start=1):
+        where = f"{source}: arm {i} ({raw.get('name', '?')})"
+        for k in sorted(set(raw) - _ARM_FIELDS):
+            hint = difflib.get_close_matches(k, sorted(_ARM_FIELDS), n=1)
+            problems.append(f"{where}: unknown key {k!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+        kw = {k: v for k, v in raw.items() if k in _ARM_FIELDS}
+        if "name" not in kw:
+            problems.append(f"{where}: missing 'name'")
+            continue
+        for k in ("times_h", "organs", "assays"):
+            if k in kw:
+                kw[k] = tuple(kw[k])
+        arm = Arm(**kw)
+        _check_choice(where, "route", arm.route, trapping.ROUTES, problems)
+        for o in arm.organs:
+            _check_choice(where, "organ", o, trapping.ORGANS + ("whole_body",), problems)
+        for a in arm.assays:
+            _check_choice(where, "assay", a, assay_mod.ASSAYS, problems)
+        if arm.route in ("intra_arterial", "local") and not arm.route_organ:
+            problems.append(f"{where}: route {arm.route} needs route_organ")
+        if not (arm.dose_cells > 0):
+            problems.append(f"{where}: dose_cells must be > 0 cells, got {arm.dose_cells}")
+        if arm.viability is not None and not (0 <= arm.viability <= 1):
+            problems.append(f"{where}: viability is a fraction in [0, 1], got {arm.viability}")
+        if any((not isinstance(t, (int, float))) or t < 0 for t in arm.times_h) or not arm.times_h:
+            problems.append(f"{where}: times_h must be a non-empty list of hours ≥ 0, got {list(arm.times_h)}")
+        if not (isinstance(arm.animals_per_time, int) and arm.animals_per_time >= 1):
+            problems.append(f"{where}: animals_per_time must be an integer ≥ 1, got {arm.animals_per_time!r}")
+        arms.append(arm)
+    names = [a.name for a in arms]
+    for n in {n for n in names if names.count(n) > 1}:
+        problems.append(f"{source}: arm name {n!r} used twice")
+    if problems:
+        raise DesignError("\n".join(problems))
+    return Design(study=doc["study"], species=species, measure=measure, arms=tuple(arms),
+                  target_flow_fraction=doc.get("target_flow_fraction", trapping.DEFAULT_TARGET_FLOW_FRACTION),
+                  detection_limits=dict(doc.get("detection_limits", {})))
+
+
+def load_design(path: str | Path) -> Design:
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DesignError(f"{path}: design file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise DesignError(f"{path}: not valid TOML: {e}") from None
+    return design_from_dict(doc, source=str(path))
+
+
+def truth_parameters(priors: dict[str, Prior] | None = None, rng: np.random.Generator | None = None,
+                     params: dict | None = None) -> dict:
+    """Population-level generating parameters: given values where supplied, prior draws otherwise
+    (or prior medians when no rng is given)."""
+    priors = priors or DEFAULT_PRIORS
+    out = {}
+    for name, p in priors.items():
+        out[name] = float(p.sample(rng)) if rng is not None else p.median()
+    out.update(params or {})
+    return out
+
+
+def _animals(design: Design):
+    rows = []
+    for arm in design.arms:
+        slug = arm.name.lower().replace(" ", "-")
+        for t in arm.times_h:
+            for k in range(arm.animals_per_time):
+                rows.append({"arm": arm, "time_h": float(t), "subject": f"{slug}-{t:g}h-{k + 1}"})
+    return rows
+
+
+def _observe(mean_cells, sigma, dose, measure, rng, max_tries=1000):
+    """One log-normal measurement (cells) around `mean_cells`; a fraction of the dose cannot exceed 1,
+    so for that measure the log-normal is truncated at the dose (by resampling)."""
+    for _ in range(max_tries):
+        y = mean_cells * float(np.exp(sigma * rng.standard_normal()))
+        if measure != "fraction_of_dose" or y <= dose:
+            return y
+    return float(dose)
+
+
+def simulate(design: Design, params: dict | None = None, seed: int = 0,
+             priors: dict[str, Prior] | None = None) -> pd.DataFrame:
+    """Simulate a fate table (the schema of mscbayes.data.fate) for `design`.
+
+    params: population-level truth (names as in mscbayes.priors, e.g. kd, krel, sigma_cr51); missing
+    ones are drawn from `priors` when params is None, or set to prior medians otherwise. seed: int.
+    Returns a DataFrame with the truth (population values and every animal's effects) in attrs["truth"].
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    rng = np.random.default_rng(int(seed))
+    priors = priors or DEFAULT_PRIORS
+    truth = truth_parameters(priors, rng if params is None else None, params)
+    animals = _animals(design)
+    n = len(animals)
+    arms = [a["arm"] for a in animals]
+    viab = np.array([a.viability if a.viability is not None else truth["viability"] for a in arms], dtype=float)
+    animal_design = AnimalDesign(
+        time_h=np.array([a["time_h"] for a in animals]),
+        dose_cells=np.array([a.dose_cells for a in arms], dtype=float),
+        diameter_mean_um=np.array([a.diameter_mean_um for a in arms], dtype=float),
+        diameter_sd_um=np.array([a.diameter_sd_um for a in arms], dtype=float),
+        route=np.array([a.route for a in arms]),
+        route_organ=np.array([a.route_organ for a in arms]),
+        species=np.array([design.species] * n),
+        target_flow_fraction=design.target_flow_fraction,
+    )
+    z_kd, z_ext, z_rec = rng.standard_normal((3, n))
+    kd = truth["kd"] * np.exp(truth["sd_animal_kd"] * z_kd)
+    ext_offset = truth["sd_animal_extraction"] * z_ext
+    recovery = np.exp(truth["sd_animal_recovery"] * z_rec)
+    requests = sorted({(asy, org) for a in arms for asy in a.assays for org in a.organs})
+    signals = expected_signals(animal_design, truth, requests, kd=kd, viability=viab, lung_logit_offset=ext_offset)
+
+    rows = []
+    for i, (animal, arm) in enumerate(zip(animals, arms)):
+        dose = arm.dose_cells
+        for assay in arm.assays:
+            for organ in arm.organs:
+                mean_cells = recovery[i] * float(signals[(assay, organ)][i])
+                censored = "none"
+                if assay == "reculture":  # outgrowth is read as detected yes/no; its limit is in cells
+                    measure = "detected"
+                    lod = design.detection_limits.get(assay, assay_mod.detection_limit(assay, "cells", dose))
+                    y_cells = _observe(mean_cells, truth[f"sigma_{assay}"], dose, "cells", rng)
+                    value = float(y_cells > lod)
+                else:
+                    measure = design.measure
+                    y_cells = _observe(mean_cells, truth[f"sigma_{assay}"], dose, measure, rng)
+                    value = y_cells / dose if measure == "fraction_of_dose" else y_cells
+                    lod = design.detection_limits.get(assay, assay_mod.detection_limit(assay, measure, dose))
+                    if value < lod:
+                        value, censored = lod, "below_limit"
+                rows.append({
+                    "study": design.study, "subject": animal["subject"], "species": design.species,
+                    "arm": arm.name, "cell_source": arm.cell_source,
+                    "passage": arm.passage if arm.passage is not None else "",
+                    "diameter_mean_um": arm.diameter_mean_um, "diameter_sd_um": arm.diameter_sd_um,
+                    "viability": float(viab[i]), "ifng_licensed": arm.ifng_licensed,
+                    "dose_cells": dose, "route": arm.route, "route_organ": arm.route_organ,
+                    "time_h": animal["time_h"], "organ": organ, "assay": assay, "measure": measure,
+                    "unit": {"fraction_of_dose": "fraction", "cells": "cells", "detected": "binary"}[measure],
+                    "row_kind": "individual", "value": value, "detection_limit": lod, "censored": censored,
+                    "source": f"simulated by mscbayes {__version__} (seed {int(seed)})",
+                    "notes": "simulated",
+                })
+    table = pd.DataFrame(rows)
+    table.attrs["truth"] = {
+        "population": truth,
+        "animals": {"subject": [a["subject"] for a in animals], "kd": kd.tolist(),
+                    "lung_logit_offset": ext_offset.tolist(), "recovery": recovery.tolist(),
+                    "viability": viab.tolist()},
+        "design": design.to_dict(),
+        "seed": int(seed),
+        "mscbayes_version": __version__,
+    }
+    return table
