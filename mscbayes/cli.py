@@ -2,6 +2,10 @@
 
     mscbayes simulate DESIGN.toml --out data.csv --seed N     virtual experiment (+ data.truth.json)
     mscbayes validate data.csv [--kind fate|coculture|nk]     check a table, list every problem
+    mscbayes fit data.csv --out fit.nc [--priors a.toml] [--sampler nutpie|pymc|numpyro] [--seed N]
+
+Exit codes: 0 success, 1 invalid data, 2 other user errors, 3 a fit that fails its diagnostics
+(it is still written, marked untrustworthy).
 """
 
 from __future__ import annotations
@@ -118,6 +122,60 @@ def validate(path: Path = typer.Argument(..., help="CSV table to check"),
             extra = (f"; {f['study'].nunique()} studies, {f['subject'].nunique()} subjects, "
                      f"assays {', '.join(sorted(f['assay'].unique()))}")
         out.print(f"{path}: OK — {len(f)} rows of a {table.kind} table{extra} (sha256 {table.sha256[:12]})")
+
+    _guard(body)
+
+
+MODEL_FOR_TABLE = {"fate": "fate", "coculture": "treg"}
+
+
+@app.command()
+def fit(data: Path = typer.Argument(..., help="CSV table (fate: in vivo fate; coculture: Treg co-culture)"),
+        out_path: Path = typer.Option(..., "--out", "-o", help="NetCDF file for the fit"),
+        priors: Optional[Path] = typer.Option(None, "--priors", help="TOML analysis file with [priors.*] overrides"),
+        sampler: str = typer.Option("nutpie", "--sampler", help="nutpie (default) | pymc | numpyro"),
+        seed: int = typer.Option(0, "--seed", help="integer seed; same seed and data, identical draws"),
+        hypothesis: Optional[str] = typer.Option(None, "--hypothesis", help="hypothesis or pathway rule to fit"),
+        draws: int = typer.Option(1000, "--draws"), tune: int = typer.Option(1000, "--tune"),
+        chains: int = typer.Option(4, "--chains"),
+        force: bool = typer.Option(False, "--force", help="overwrite an existing fit file")):
+    """Fit a model to a table; prints a short summary and the diagnostics verdict."""
+
+    def body():
+        from .inference import SamplerSettings, fit_model
+        from .provenance import ensure_writable
+
+        if sampler not in ("nutpie", "pymc", "numpyro"):
+            raise UserError(f"--sampler must be nutpie, pymc or numpyro, got {sampler!r}")
+        ensure_writable(out_path, force=force, what="fit file")
+        table = read_any_table(data)
+        kind = MODEL_FOR_TABLE.get(table.kind)
+        if kind is None:
+            raise UserError(f"{data}: no model fits a {table.kind} table on its own yet")
+        prior_arg = None
+        if priors is not None:
+            if kind == "fate":
+                from .priors import load_priors, priors_to_dict
+
+                prior_arg = priors_to_dict(load_priors(priors))
+            else:
+                import tomllib
+
+                prior_arg = tomllib.loads(priors.read_text(encoding="utf-8")).get("priors", {})
+        settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains)
+        out.print(f"fitting the {kind} model to {len(table.frame)} rows of {data} "
+                  f"({sampler}, {chains} chains x {draws} draws, seed {seed})")
+        result = fit_model(kind, table, priors=prior_arg, hypothesis=hypothesis, settings=settings, seed=seed)
+        result.save(out_path, force=force)
+        summary = result.summary()
+        keep = [v for v in summary.index if not v.startswith(("z_", "log_kd_animal", "extraction_shift_animal",
+                                                             "log_recovery_animal"))]
+        out.print(summary.loc[keep[:40], ["mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk"]].to_string())
+        colour = "green" if result.trustworthy else "bold red"
+        out.print(f"[{colour}]{result.diagnostics.text()}[/]")
+        out.print(f"fit written to {out_path} ({result.wall_seconds:.0f} s)")
+        if not result.trustworthy:
+            raise typer.Exit(3)
 
     _guard(body)
 

@@ -1,0 +1,323 @@
+"""The hierarchical MSC-fate model: a validated fate table + priors -> a PyMC model.
+
+Structure (mechanisms.md §1.5–§1.6, §5):
+  - population rates (per hour): death kd, release krel, engulfment kphi, debris wash-out kfrag,
+    phagocyte migration kmig, digestion kdig; size-dependent trapping (d50 and slope per bed type);
+  - study level: ln kd and logit lung extraction shift per study;
+  - animal level: ln kd, logit lung extraction and a dose-recovery factor per animal, shared by every
+    organ and assay of that animal (destructive sampling: one animal, one time point);
+  - the exact kinetic core (mechanisms.fate, pytensor twin) evaluated once per (animal, time);
+  - assays see states as in mechanisms.assays; log-normal noise per assay, truncated at 1 for
+    fractions of the dose; values below a detection limit enter as censored (exact Tobit term);
+    re-culture style detected/not-detected rows as Bernoulli(P(signal > limit)).
+
+Parameterisation: each hierarchy level is centred or non-centred by how much data its groups carry
+(`choose_parameterisation`): a level whose every group holds at least `CENTRE_MIN_OBS` observations
+is centred (its likelihood pins each group, and the non-centred form would create the funnel-shaped
+posterior that NUTS struggles with); otherwise non-centred. A single study has no study level (the
+population is that study). Animals are non-centred unless each carries ≥ CENTRE_MIN_OBS observations.
+
+Derived quantities per study (for a typical intravenous bolus of that study's product): first-pass
+fraction trapped in the lung, live-cell half-life in the lung (h), fraction of infused live cells
+still alive at 24 h, and the share of the 24 h liver material that is dead-cell material.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+from pymc.distributions.dist_math import normal_lcdf
+from scipy import stats
+
+from . import registry
+from .data.fate import read_fate_table
+from .mechanisms import trapping
+from .mechanisms.assays import ASSAY_INFO, DETECTION_LIMITS
+from .mechanisms.backend import pytensor_backend
+from .mechanisms.fate import AnimalDesign, expected_signals, fate_states
+from .priors import DEFAULT_PRIORS, Prior, override, priors_from_dict
+
+CENTRE_MIN_OBS = 30
+BACKGROUND_FRACTION = 1e-10  # assay background, as a fraction of the dose, so a zero state has a finite log
+LOG_2PI = math.log(2 * math.pi)
+DERIVED = ("first_pass_lung_fraction", "lung_live_half_life_h", "fraction_alive_24h", "liver_dead_share_24h")
+
+
+class ModelDataError(ValueError):
+    """The table holds something this model cannot use (with what to do instead)."""
+
+
+def resolve_priors(priors) -> dict[str, Prior]:
+    """Accept None, a {name: Prior} table, its JSON form ({name: Prior.to_dict()}) or overrides ({name: {median: ..}})."""
+    if not priors:
+        return dict(DEFAULT_PRIORS)
+    if all(isinstance(v, Prior) for v in priors.values()):
+        return dict(DEFAULT_PRIORS, **priors)
+    if all(isinstance(v, dict) and {"dist", "params"} <= set(v) and "name" in v for v in priors.values()):
+        return dict(DEFAULT_PRIORS, **priors_from_dict(priors))
+    return override(DEFAULT_PRIORS, priors)
+
+
+def choose_parameterisation(obs_per_group) -> str:
+    """'centred' when every group carries at least CENTRE_MIN_OBS observations, else 'non_centred'."""
+    counts = np.asarray(list(obs_per_group))
+    return "centred" if len(counts) and counts.min() >= CENTRE_MIN_OBS else "non_centred"
+
+
+def _rv(prior: Prior, name: str, **kw):
+    p = prior.params
+    if prior.dist == "lognormal":
+        return pm.LogNormal(name, mu=math.log(p["median"]), sigma=p["sigma"], **kw)
+    if prior.dist == "normal":
+        return pm.Normal(name, mu=p["mu"], sigma=p["sigma"], **kw)
+    if prior.dist == "beta":
+        return pm.Beta(name, alpha=p["alpha"], beta=p["beta"], **kw)
+    if prior.dist == "halfnormal":
+        return pm.HalfNormal(name, sigma=p["sigma"], **kw)
+    raise ValueError(f"prior {prior.name}: unknown distribution {prior.dist}")
+
+
+def _log_mean(prior: Prior) -> tuple[float, float]:
+    """(mu, sigma) of the log of a log-normal prior."""
+    return math.log(prior.params["median"]), prior.params["sigma"]
+
+
+# ------------------------------------------------------------------------------------------ observation terms
+
+
+def lognormal_obs_logp(value, m, sigma, log_lod, censored, log_upper, truncated):
+    """Pointwise log-density of a log-normal measurement (value > 0) with log-mean m and log-SD sigma:
+    exact Tobit term log Φ((ln LOD − m)/σ) where censored below the limit, and renormalised by
+    Φ((ln U − m)/σ) where the measure is bounded above by U (a fraction of the dose cannot exceed 1)."""
+    log_v = pt.log(value)
+    z = (log_v - m) / sigma
+    observed = -0.5 * z**2 - pt.log(sigma) - 0.5 * LOG_2PI - log_v
+    below = normal_lcdf(0.0, 1.0, (log_lod - m) / sigma)
+    lp = pt.switch(censored, below, observed)
+    return lp - pt.switch(truncated, normal_lcdf(0.0, 1.0, (log_upper - m) / sigma), 0.0)
+
+
+def lognormal_obs_random(m, sigma, log_lod, censored, log_upper, truncated, rng=None, size=None):
+    """Draws with the same measurement model: truncated log-normal, values under the limit reported at it."""
+    m, sigma, log_lod, log_upper = np.broadcast_arrays(m, sigma, log_lod, log_upper)
+    upper_p = np.where(np.asarray(truncated, bool), stats.norm.cdf((log_upper - m) / sigma), 1.0)
+    u = rng.uniform(size=size if size is not None else m.shape) * upper_p
+    y = np.exp(m + sigma * stats.norm.ppf(np.clip(u, 1e-300, 1.0)))
+    lod = np.exp(log_lod)
+    return np.where(y < lod, lod, y)
+
+
+# ------------------------------------------------------------------------------------------ data preparation
+
+
+def _str(col: pd.Series) -> np.ndarray:
+    return col.astype(object).where(col.notna(), "").astype(str).to_numpy()
+
+
+def prepare(frame: pd.DataFrame) -> dict:
+    """Index the individual rows of a validated fate frame: studies, animals, (animal, time) units, requests."""
+    kinds = frame["row_kind"].astype(str)
+    if (kinds != "individual").any():
+        bad = sorted(set(kinds[kinds != "individual"]))
+        raise ModelDataError(
+            f"the fate model fits individual measurements; this table also has summary rows ({', '.join(bad)}). "
+            "Published summaries enter through the evidence likelihoods (mscbayes.evidence); pass the "
+            "individual rows only, e.g. frame[frame.row_kind == 'individual'].")
+    if frame.empty:
+        raise ModelDataError("the table has no rows to fit")
+    f = frame.reset_index(drop=True).copy()
+    f["study"] = _str(f["study"])
+    f["subject"] = _str(f["subject"])
+    f["animal"] = f["study"] + "/" + f["subject"]
+    f["unit_key"] = f["animal"] + "@" + f["time_h"].astype(float).map(lambda x: f"{x:.6g}")
+    studies = list(dict.fromkeys(f["study"]))
+    animals = list(dict.fromkeys(f["animal"]))
+    units = list(dict.fromkeys(f["unit_key"]))
+    first = f.groupby("unit_key", sort=False).first().loc[units]
+    mean = first["diameter_mean_um"].astype(float)
+    sd = first["diameter_sd_um"].astype(float)
+    sd = sd.where(sd.notna() & mean.notna(), trapping.DEFAULT_DIAMETER_SD_UM)
+    mean = mean.fillna(trapping.DEFAULT_DIAMETER_MEAN_UM)
+    design = AnimalDesign(
+        time_h=first["time_h"].astype(float).to_numpy(),
+        dose_cells=first["dose_cells"].astype(float).to_numpy(),
+        diameter_mean_um=mean.to_numpy(), diameter_sd_um=sd.to_numpy(),
+        route=_str(first["route"]), route_organ=_str(first["route_organ"]), species=_str(first["species"]),
+    )
+    viability = first["viability"].astype(float).to_numpy()
+    requests = list(dict.fromkeys(zip(_str(f["assay"]), _str(f["organ"]))))
+    req_index = {r: i for i, r in enumerate(requests)}
+    assays = list(dict.fromkeys(_str(f["assay"])))
+    lod = f["detection_limit"].astype(float).to_numpy().copy()
+    measure = _str(f["measure"])
+    dose = f["dose_cells"].astype(float).to_numpy()
+    for i in np.flatnonzero(np.isnan(lod)):
+        unit, value, _ = DETECTION_LIMITS[f["assay"].iloc[i]]
+        cells = value if unit == "cells" else value * dose[i]
+        lod[i] = cells / dose[i] if measure[i] == "fraction_of_dose" else cells
+    return dict(
+        frame=f, studies=studies, animals=animals, units=units, design=design, viability=viability,
+        unit_study=pd.Index(studies).get_indexer(first["study"]),
+        unit_animal=pd.Index(animals).get_indexer(first["animal"]),
+        animal_study=pd.Index(studies).get_indexer(f.groupby("animal", sort=False)["study"].first().loc[animals]),
+        obs_unit=pd.Index(units).get_indexer(f["unit_key"]),
+        obs_request=np.array([req_index[r] for r in zip(_str(f["assay"]), _str(f["organ"]))]),
+        requests=requests, assays=assays,
+        obs_assay=np.array([assays.index(a) for a in _str(f["assay"])]),
+        measure=measure, value=f["value"].astype(float).to_numpy(), lod=lod, dose=dose,
+        censored=(_str(f["censored"]) == "below_limit"),
+    )
+
+
+# ------------------------------------------------------------------------------------------ the model
+
+
+def build_model(frame: pd.DataFrame, priors=None, hypothesis: str | None = None) -> pm.Model:
+    """PyMC model of the exact kinetic core for a validated fate table (individual rows).
+
+    frame: `read_fate_table(...).frame`; priors: None, a prior table or TOML-style overrides;
+    hypothesis: None (kinetics only; the H0–H4 effect models are built by mscbayes.hypotheses).
+    """
+    if hypothesis not in (None, "", "kinetics"):
+        raise ModelDataError(f"hypothesis {hypothesis!r} is not part of the kinetics-only fate model")
+    pr = resolve_priors(priors)
+    d = prepare(frame)
+    f = d["frame"]
+    n_studies, n_animals = len(d["studies"]), len(d["animals"])
+    obs_per_study = f.groupby("study").size().reindex(d["studies"]).to_numpy()
+    obs_per_animal = f.groupby("animal").size().reindex(d["animals"]).to_numpy()
+    study_param = "none" if n_studies == 1 else choose_parameterisation(obs_per_study)
+    animal_param = choose_parameterisation(obs_per_animal)
+
+    cont = np.isin(d["measure"], ["fraction_of_dose", "cells"])
+    det = d["measure"] == "detected"
+    coords = {
+        "study": d["studies"], "animal": d["animals"], "assay": d["assays"],
+        "obs": f["source_row"].astype(int).to_numpy()[cont] if "source_row" in f else np.flatnonzero(cont),
+        "obs_detected": (f["source_row"].astype(int).to_numpy()[det] if "source_row" in f else np.flatnonzero(det)),
+        "derived_quantity": list(DERIVED),
+    }
+    xp = pytensor_backend()
+    with pm.Model(coords=coords) as model:
+        model.mscbayes_parameterisation = {"study": study_param, "animal": animal_param}
+        # population rates (per hour) and trapping parameters
+        params = {name: _rv(pr[name], name) for name in ("krel", "kphi", "kfrag", "kmig", "kdig")}
+        for name in ("log_d50_lung", "slope_lung", "log_d50_systemic", "slope_systemic"):
+            params[name] = _rv(pr[name], name)
+        if (d["design"].route == "local").any():
+            params["local_leak"] = _rv(pr["local_leak"], "local_leak")
+        mu_kd, s_kd = _log_mean(pr["kd"])
+        log_kd = pm.Normal("log_kd", mu=mu_kd, sigma=s_kd)
+        pm.Deterministic("kd", pt.exp(log_kd))
+
+        # study level
+        if study_param == "none":
+            log_kd_study = pt.zeros(n_studies) + log_kd
+            ext_study = pt.zeros(n_studies)
+        else:
+            sd_s_kd = _rv(pr["sd_study_kd"], "sd_study_kd")
+            sd_s_ext = _rv(pr["sd_study_extraction"], "sd_study_extraction")
+            if study_param == "centred":
+                log_kd_study = pm.Normal("log_kd_study", mu=log_kd, sigma=sd_s_kd, dims="study")
+                ext_study = pm.Normal("extraction_shift_study", mu=0.0, sigma=sd_s_ext, dims="study")
+            else:
+                z_kd = pm.Normal("z_kd_study", 0.0, 1.0, dims="study")
+                z_ext = pm.Normal("z_extraction_study", 0.0, 1.0, dims="study")
+                log_kd_study = pm.Deterministic("log_kd_study", log_kd + sd_s_kd * z_kd, dims="study")
+                ext_study = pm.Deterministic("extraction_shift_study", sd_s_ext * z_ext, dims="study")
+
+        # animal level (shared by all organs and assays of an animal)
+        sd_a_kd = _rv(pr["sd_animal_kd"], "sd_animal_kd")
+        sd_a_ext = _rv(pr["sd_animal_extraction"], "sd_animal_extraction")
+        sd_a_rec = _rv(pr["sd_animal_recovery"], "sd_animal_recovery")
+        a_study = d["animal_study"]
+        if animal_param == "centred":
+            log_kd_animal = pm.Normal("log_kd_animal", mu=log_kd_study[a_study], sigma=sd_a_kd, dims="animal")
+            ext_animal = pm.Normal("extraction_shift_animal", mu=ext_study[a_study], sigma=sd_a_ext, dims="animal")
+            log_rec = pm.Normal("log_recovery_animal", 0.0, sd_a_rec, dims="animal")
+        else:
+            z_kd_a = pm.Normal("z_kd_animal", 0.0, 1.0, dims="animal")
+            z_ext_a = pm.Normal("z_extraction_animal", 0.0, 1.0, dims="animal")
+            z_rec_a = pm.Normal("z_recovery_animal", 0.0, 1.0, dims="animal")
+            log_kd_animal = pm.Deterministic("log_kd_animal", log_kd_study[a_study] + sd_a_kd * z_kd_a, dims="animal")
+            ext_animal = pm.Deterministic("extraction_shift_animal", ext_study[a_study] + sd_a_ext * z_ext_a, dims="animal")
+            log_rec = pm.Deterministic("log_recovery_animal", sd_a_rec * z_rec_a, dims="animal")
+
+        # viability at infusion: as reported, else one value per study from its prior
+        viab = d["viability"]
+        if np.isnan(viab).any():
+            v_study = _rv(pr["viability"], "viability_study", dims="study")
+            viability = pt.switch(np.isnan(viab), v_study[d["unit_study"]], np.nan_to_num(viab))
+        else:
+            viability = pt.as_tensor_variable(viab)
+
+        # the kinetic core, once per (animal, time)
+        ua = d["unit_animal"]
+        signals = expected_signals(d["design"], params, d["requests"], kd=pt.exp(log_kd_animal)[ua],
+                                   viability=viability, lung_logit_offset=ext_animal[ua], xp=xp)
+        S = pt.stack([signals[r] for r in d["requests"]])  # (request, unit), cells
+        sig_obs = S[d["obs_request"], d["obs_unit"]]
+        rec_obs = pt.exp(log_rec)[ua][d["obs_unit"]]
+        dose = d["dose"]
+        mean_cells = rec_obs * (sig_obs + BACKGROUND_FRACTION * dose)
+        sigma = pm.HalfNormal("sigma", sigma=[ASSAY_INFO[a].noise_sd_prior for a in d["assays"]], dims="assay")
+        sig_row = sigma[d["obs_assay"]]
+
+        if cont.any():
+            frac = d["measure"][cont] == "fraction_of_dose"
+            norm = np.where(frac, dose[cont], 1.0)
+            m = pt.log(mean_cells[cont] / norm)
+            y = np.where(d["censored"][cont], d["lod"][cont], d["value"][cont])
+            log_lod = np.log(np.where(np.isfinite(d["lod"][cont]) & (d["lod"][cont] > 0), d["lod"][cont], 1e-300))
+            pm.CustomDist("y", m, sig_row[cont], log_lod, d["censored"][cont], np.zeros(cont.sum()), frac,
+                          logp=lognormal_obs_logp, random=lognormal_obs_random, observed=y, dims="obs")
+        if det.any():
+            m_det = pt.log(mean_cells[det])
+            z = (m_det - np.log(d["lod"][det])) / sig_row[det]
+            p = pt.clip(0.5 * pt.erfc(-z / np.sqrt(2.0)), 1e-12, 1 - 1e-12)
+            pm.Bernoulli("detected", p=p, observed=d["value"][det].astype(int), dims="obs_detected")
+
+        _derived(d, params, log_kd_study, ext_study, xp)
+    return model
+
+
+def _derived(d, params, log_kd_study, ext_study, xp):
+    """Per-study quantities a scientist asks for, for a typical IV bolus of the study's own product."""
+    studies = d["studies"]
+    design = d["design"]
+    n = len(studies)
+    mean = np.array([np.median(design.diameter_mean_um[d["unit_study"] == s]) for s in range(n)])
+    sd = np.array([np.median(design.diameter_sd_um[d["unit_study"] == s]) for s in range(n)])
+    species = np.array([design.species[d["unit_study"] == s][0] for s in range(n)])
+    typical = AnimalDesign(time_h=np.full(n, 24.0), dose_cells=np.ones(n), diameter_mean_um=mean, diameter_sd_um=sd,
+                           route=np.array(["intravenous"] * n), route_organ=np.array([""] * n), species=species)
+    kd_s = pt.exp(log_kd_study)
+    E = trapping.bed_extractions(mean, sd, params, ext_study, xp)
+    first_pass = []
+    p_art_lung = []
+    for s in range(n):
+        br = trapping.branches(str(species[s]))
+        Es = {o: E[o][s] for o in trapping.ORGANS}
+        first_pass.append(trapping.venous_allocation(Es, br)["lung"])
+        p_art_lung.append(trapping.arterial_allocation(Es, br)["lung"])
+    first_pass = pt.stack(first_pass)
+    pm.Deterministic("first_pass_lung_fraction", first_pass, dims="study")
+    loss = kd_s + params["krel"] * (1.0 - pt.stack(p_art_lung))
+    pm.Deterministic("lung_live_half_life_h", math.log(2.0) / loss, dims="study")
+    st = fate_states(typical, params, kd=kd_s, viability=1.0, lung_logit_offset=ext_study, xp=xp,
+                     wanted=tuple(f"{k}_{o}" for k in "XYZ" for o in trapping.ORGANS))
+    alive = sum(st[f"X_{o}"] for o in trapping.ORGANS)
+    pm.Deterministic("fraction_alive_24h", alive, dims="study")
+    liver = st["X_liver"] + st["Y_liver"] + st["Z_liver"]
+    pm.Deterministic("liver_dead_share_24h", (st["Y_liver"] + st["Z_liver"]) / liver, dims="study")
+
+
+def _build_for_registry(frame: pd.DataFrame, priors: dict, hypothesis: str | None) -> pm.Model:
+    return build_model(frame, priors, hypothesis)
+
+
+registry.register(registry.ModelKind(name="fate", build=_build_for_registry, read_table=read_fate_table), replace=True)
