@@ -1,0 +1,364 @@
+"""Model comparison by grouped PSIS-LOO and stacking, with the checks that make it trustworthy.
+
+Generic over model kinds: the in vitro Treg rules (grouped by donor) and the in vivo hypotheses
+(grouped by animal or study) use the same function.
+
+    comparison = compare_models({"H1": fit1, "H2": fit2}, group="animal")
+    comparison.table        # az.compare (stacking) + BB-pseudo-BMA weights + Pareto-k counts
+    comparison.pareto_k     # one row per model × group: k, good_k, ok
+    comparison.verdict      # a plain-words paragraph
+
+Grouped LOO ("leave one group out"): the pointwise log-likelihood of every observed variable is summed
+over the observations of each group into one joint log-likelihood per group, and PSIS-LOO is run on
+those sums (mechanisms.md §8; anchors.md §2). Observations of one donor or animal share its random
+effects, so leaving out single points would be over-optimistic about predicting a new donor.
+
+How observations are assigned to groups, for each log-likelihood variable with observation dim ``o``
+(first match wins):
+
+1. ``labels={var_name: labels}`` given explicitly (one label per observation);
+2. ``group`` is itself a dimension of the variable: each position along it is a group;
+3. a coordinate called ``group`` on dim ``o`` (in ``log_likelihood``, ``observed_data`` or
+   ``constant_data``);
+4. an integer variable ``<group>_index`` (or ``<group>_idx``) on dim ``o`` in ``constant_data``,
+   indexing the ``group`` coordinate of the posterior (what ``pm.Data("donor_index", ..., dims="obs")``
+   produces with a ``donor`` coordinate).
+
+Fits must be made on the same data: their ``data_sha256`` (or, for bare InferenceData, a hash of the
+observed data) must agree, otherwise `DataMismatchError` is raised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = [
+    "JOINT_VAR",
+    "DataMismatchError",
+    "GroupingError",
+    "Comparison",
+    "data_hash",
+    "group_labels",
+    "grouped_log_likelihood",
+    "grouped_idata",
+    "loo_grouped",
+    "pareto_k_table",
+    "compare_models",
+    "verdict_text",
+]
+
+#: Name of the summed log-likelihood variable in the grouped InferenceData.
+JOINT_VAR = "joint"
+_SAMPLE_DIMS = ("chain", "draw")
+
+
+class DataMismatchError(ValueError):
+    """The fits to compare were made on different data."""
+
+
+class GroupingError(ValueError):
+    """The observations cannot be assigned to groups."""
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _idata(obj: Any) -> az.InferenceData:
+    idata = getattr(obj, "idata", obj)
+    if not isinstance(idata, az.InferenceData):
+        raise TypeError(f"expected a Fit or InferenceData, got {type(obj).__name__}")
+    if "log_likelihood" not in idata.groups():
+        raise ValueError("the InferenceData has no log_likelihood group (fit through mscbayes.inference.sample)")
+    return idata
+
+
+def data_hash(obj: Any) -> str:
+    """The data identity of a fit: ``Fit.data_sha256``, else ``idata.attrs["data_sha256"]``, else a
+    SHA-256 of the observed data (names, dims, values)."""
+    sha = getattr(obj, "data_sha256", None)
+    if isinstance(sha, str) and sha:
+        return sha
+    idata = getattr(obj, "idata", obj)
+    attrs = getattr(idata, "attrs", {}) or {}
+    if attrs.get("data_sha256"):
+        value = str(attrs["data_sha256"])
+        return value.strip('"')
+    observed = getattr(idata, "observed_data", None)
+    if observed is None:
+        raise DataMismatchError("cannot tell which data this fit was made on (no data_sha256, no observed_data)")
+    h = hashlib.sha256()
+    for name in sorted(observed.data_vars):
+        v = observed[name]
+        h.update(name.encode())
+        h.update(repr(v.dims).encode())
+        h.update(np.ascontiguousarray(v.values).tobytes())
+    return "observed:" + h.hexdigest()
+
+
+def _obs_dims(da: xr.DataArray) -> tuple[str, ...]:
+    return tuple(d for d in da.dims if d not in _SAMPLE_DIMS)
+
+
+def _var_names(idata: az.InferenceData, var_names: Sequence[str] | None) -> list[str]:
+    names = list(idata.log_likelihood.data_vars) if var_names is None else list(var_names)
+    missing = [n for n in names if n not in idata.log_likelihood]
+    if missing:
+        raise KeyError(f"log_likelihood has no variable(s) {missing}; it has {list(idata.log_likelihood.data_vars)}")
+    if not names:
+        raise ValueError("log_likelihood is empty")
+    return names
+
+
+def group_labels(idata: az.InferenceData, var_name: str, group: str,
+                 labels: Mapping[str, Sequence] | None = None) -> np.ndarray | None:
+    """Group label of each observation of one log-likelihood variable (flattened over its
+    observation dims in C order). Returns None when `group` is itself a dimension of the variable."""
+    da = idata.log_likelihood[var_name]
+    odims = _obs_dims(da)
+    n = int(np.prod([da.sizes[d] for d in odims])) if odims else 1
+    if labels is not None and var_name in labels:
+        out = np.asarray(labels[var_name]).reshape(-1)
+        if out.size != n:
+            raise GroupingError(f"{var_name}: {out.size} labels given for {n} observations")
+        return out
+    if group in odims:
+        return None
+    if len(odims) != 1:
+        raise GroupingError(
+            f"{var_name} has observation dims {odims}; give labels={{{var_name!r}: [...]}} to group it by {group!r}")
+    odim = odims[0]
+    for gname in ("log_likelihood", "observed_data", "constant_data"):
+        g = getattr(idata, gname, None)
+        if g is not None and group in g.coords and g.coords[group].dims == (odim,):
+            return np.asarray(g.coords[group].values)
+    cd = getattr(idata, "constant_data", None)
+    if cd is not None:
+        for key in (f"{group}_index", f"{group}_idx"):
+            if key in cd and cd[key].dims == (odim,):
+                index = np.asarray(cd[key].values).astype(int)
+                coord = None
+                for gname in ("posterior", "constant_data", "observed_data", "log_likelihood"):
+                    g = getattr(idata, gname, None)
+                    if g is not None and group in g.coords:
+                        coord = np.asarray(g.coords[group].values)
+                        break
+                if coord is None:
+                    return index
+                if index.min() < 0 or index.max() >= len(coord):
+                    raise GroupingError(f"constant_data[{key!r}] indexes outside the {group!r} coordinate")
+                return coord[index]
+    raise GroupingError(
+        f"cannot assign the observations of {var_name!r} (dim {odim!r}) to {group!r} groups: give labels=, "
+        f"a {group!r} coordinate on {odim!r}, or constant_data '{group}_index' on {odim!r}")
+
+
+def grouped_log_likelihood(fit_or_idata: Any, group: str, *, var_names: Sequence[str] | None = None,
+                           labels: Mapping[str, Sequence] | None = None) -> xr.DataArray:
+    """Joint log-likelihood per group: the sum over each group's observations of every selected
+    log-likelihood variable. Returns a DataArray (chain, draw, group), groups in order of first appearance."""
+    idata = _idata(fit_or_idata)
+    names = _var_names(idata, var_names)
+    totals: dict[Any, np.ndarray] = {}
+    for name in names:
+        da = idata.log_likelihood[name]
+        odims = _obs_dims(da)
+        lab = group_labels(idata, name, group, labels)
+        if lab is None:  # group is a dim of the variable
+            other = [d for d in odims if d != group]
+            summed = da.sum(dim=other) if other else da
+            summed = summed.transpose("chain", "draw", group)
+            for j, g in enumerate(summed[group].values):
+                arr = summed.values[:, :, j]
+                totals[g] = totals[g] + arr if g in totals else arr.copy()
+            continue
+        values = da.transpose("chain", "draw", *odims).values.reshape(da.sizes["chain"], da.sizes["draw"], -1)
+        for g in pd.unique(lab):
+            arr = values[:, :, lab == g].sum(axis=-1)
+            totals[g] = totals[g] + arr if g in totals else arr
+    keys = list(totals)
+    data = np.stack([totals[k] for k in keys], axis=-1)
+    chain = idata.log_likelihood["chain"].values
+    draw = idata.log_likelihood["draw"].values
+    return xr.DataArray(data, dims=("chain", "draw", group), coords={"chain": chain, "draw": draw, group: keys},
+                        name=JOINT_VAR)
+
+
+def grouped_idata(fit_or_idata: Any, group: str | None, *, var_names: Sequence[str] | None = None,
+                  labels: Mapping[str, Sequence] | None = None) -> az.InferenceData:
+    """InferenceData with the posterior and one log-likelihood variable `JOINT_VAR`: per group when
+    `group` is given, else the pointwise log-likelihood summed over the selected variables per observation
+    (which must then share their observation dims)."""
+    idata = _idata(fit_or_idata)
+    if group is not None:
+        ll = grouped_log_likelihood(idata, group, var_names=var_names, labels=labels)
+    else:
+        names = _var_names(idata, var_names)
+        if len(names) == 1:
+            ll = idata.log_likelihood[names[0]].rename(JOINT_VAR)
+        else:
+            dims = {_obs_dims(idata.log_likelihood[n]) for n in names}
+            if len(dims) != 1:
+                raise GroupingError(
+                    f"variables {names} have different observation dims {sorted(dims)}; compare them per variable "
+                    "(var_names=[...]) or by a grouping coordinate (group=...)")
+            ll = sum(idata.log_likelihood[n] for n in names).rename(JOINT_VAR)
+    groups = {"log_likelihood": xr.Dataset({JOINT_VAR: ll})}
+    if "posterior" in idata.groups():
+        groups["posterior"] = idata.posterior
+    return az.InferenceData(**groups)
+
+
+def loo_grouped(fit_or_idata: Any, group: str | None, *, var_names: Sequence[str] | None = None,
+                labels: Mapping[str, Sequence] | None = None) -> az.ELPDData:
+    """PSIS-LOO over groups (leave-one-group-out), pointwise results included."""
+    gi = grouped_idata(fit_or_idata, group, var_names=var_names, labels=labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the Pareto-k table reports what the warnings would say
+        return az.loo(gi, pointwise=True, var_name=JOINT_VAR)
+
+
+def pareto_k_table(loos: Mapping[str, az.ELPDData], group: str | None = None) -> pd.DataFrame:
+    """One row per model × group (or observation): ``pareto_k``, the sample-size-dependent ``good_k``
+    (min(1 − 1/log10 S, 0.7)) and ``ok`` = k ≤ good_k."""
+    rows = []
+    for model, elpd in loos.items():
+        k = elpd.pareto_k
+        good = float(getattr(elpd, "good_k", 0.7))
+        unit = group or (k.dims[0] if k.dims else "obs")
+        labels = k.coords[k.dims[0]].values if k.dims and k.dims[0] in k.coords else np.arange(k.size)
+        for lab, val in zip(labels, np.asarray(k.values).reshape(-1)):
+            rows.append({"model": model, unit: lab, "pareto_k": float(val), "good_k": good,
+                         "ok": bool(np.isfinite(val) and val <= good)})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+@dataclass
+class Comparison:
+    """Result of `compare_models`."""
+
+    table: pd.DataFrame                 # az.compare (stacking) + weight_bb_pseudo_bma + n_groups, good_k, n_high_k
+    pareto_k: pd.DataFrame              # pareto_k_table
+    loo: dict[str, az.ELPDData] = field(repr=False)
+    group: str | None
+    data_sha256: str
+    verdict: str
+
+    @property
+    def weights(self) -> pd.Series:
+        """Stacking weights by model."""
+        return self.table["weight"]
+
+    @property
+    def best(self) -> str:
+        return str(self.table.index[0])
+
+    @property
+    def reliable(self) -> bool:
+        """All Pareto-k within good_k."""
+        return bool(self.pareto_k["ok"].all()) if len(self.pareto_k) else False
+
+    def __str__(self) -> str:
+        cols = [c for c in ("elpd_loo", "se", "elpd_diff", "dse", "weight", "weight_bb_pseudo_bma", "n_high_k")
+                if c in self.table.columns]
+        return f"{self.table[cols].to_string()}\n\n{self.verdict}"
+
+
+def compare_models(fits: Mapping[str, Any], *, group: str | None = None, var_names: Sequence[str] | None = None,
+                   labels: Mapping[str, Mapping[str, Sequence]] | None = None, seed: int = 0,
+                   b_samples: int = 1000, check_data: bool = True) -> Comparison:
+    """Compare fits of competing models on the same data by (grouped) PSIS-LOO and stacking.
+
+    fits: ``{name: Fit or InferenceData}`` (at least two); group: the grouping coordinate (``"donor"``,
+    ``"animal"``, ``"study"``) or None for pointwise LOO; var_names: log-likelihood variables to use
+    (default all); labels: optional ``{model: {var_name: labels}}``; seed: for the BB-pseudo-BMA
+    bootstrap; check_data: refuse fits made on different data (`DataMismatchError`).
+    """
+    if not isinstance(fits, Mapping) or len(fits) < 2:
+        raise ValueError("compare_models needs a mapping of at least two named fits")
+    for f in fits.values():
+        _idata(f)  # each must carry a log_likelihood group
+    hashes = {name: data_hash(f) for name, f in fits.items()}
+    if check_data and len(set(hashes.values())) > 1:
+        listing = ", ".join(f"{n}: {h[:12]}" for n, h in hashes.items())
+        raise DataMismatchError(
+            "the fits were made on different data, so their LOO scores are not comparable "
+            f"(data_sha256 {listing}); refit every model on the same table")
+    loos: dict[str, az.ELPDData] = {}
+    n_units = set()
+    for name, f in fits.items():
+        loos[name] = loo_grouped(f, group, var_names=var_names, labels=(labels or {}).get(name))
+        n_units.add(int(loos[name].n_data_points))
+    if len(n_units) > 1:
+        raise DataMismatchError(f"the fits have different numbers of {'groups' if group else 'observations'}: "
+                                f"{sorted(n_units)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = az.compare(loos, ic="loo", method="stacking")
+        bb = az.compare(loos, ic="loo", method="BB-pseudo-BMA", b_samples=b_samples, seed=seed)
+    table = table.copy()
+    table["weight_bb_pseudo_bma"] = bb["weight"].reindex(table.index)
+    ktab = pareto_k_table(loos, group)
+    table["n_groups" if group else "n_obs"] = [int(loos[m].n_data_points) for m in table.index]
+    table["good_k"] = [float(getattr(loos[m], "good_k", 0.7)) for m in table.index]
+    table["n_high_k"] = [int((~ktab.loc[ktab["model"] == m, "ok"]).sum()) for m in table.index]
+    table.index.name = "model"
+    sha = next(iter(hashes.values()))
+    return Comparison(table=table, pareto_k=ktab, loo=loos, group=group, data_sha256=sha,
+                      verdict=verdict_text(table, ktab, group))
+
+
+def verdict_text(table: pd.DataFrame, pareto_k: pd.DataFrame, group: str | None) -> str:
+    """A plain-words paragraph: which model the data favour, how clearly, and how far to trust it."""
+    unit = group or "observation"
+    n_col = "n_groups" if "n_groups" in table.columns else "n_obs"
+    n = int(table[n_col].iloc[0]) if n_col in table.columns else int(pareto_k.groupby("model").size().max())
+    best = str(table.index[0])
+    w = float(table["weight"].iloc[0])
+    parts = [
+        f"{len(table)} models were compared by leave-one-{unit}-out PSIS-LOO over {n} {unit}s"
+        + ("" if group else " (pointwise)") + "."
+    ]
+    bb = table["weight_bb_pseudo_bma"].iloc[0] if "weight_bb_pseudo_bma" in table.columns else float("nan")
+    parts.append(f"Stacking puts {w:.0%} of the weight on '{best}' (BB-pseudo-BMA: {bb:.0%}).")
+    if len(table) > 1:
+        second = str(table.index[1])
+        diff = float(table["elpd_diff"].iloc[1])
+        dse = float(table["dse"].iloc[1])
+        z = diff / dse if dse > 0 else (math.inf if diff > 0 else 0.0)
+        if z >= 4:
+            strength = "clearly better"
+        elif z >= 2:
+            strength = "better"
+        else:
+            strength = "not clearly different"
+        parts.append(f"'{best}' is {strength} than the runner-up '{second}': expected log predictive density "
+                     f"higher by {diff:.1f} (SE of the difference {dse:.1f}).")
+        others = [str(m) for m, ww in zip(table.index[1:], table["weight"].iloc[1:]) if ww > 0.1]
+        if others:
+            parts.append(f"Models that still carry weight: {', '.join(others)}; the data do not rule them out.")
+    bad = pareto_k.loc[~pareto_k["ok"]]
+    if len(bad):
+        good_k = float(pareto_k["good_k"].iloc[0])
+        per_model = bad.groupby("model").size()
+        listing = ", ".join(f"{m} {c}/{n}" for m, c in per_model.items())
+        parts.append(
+            f"Caution: Pareto k above {good_k:.2f} for {listing} {unit}s, so those importance-sampling "
+            f"estimates are unreliable; an exact leave-one-{unit}-out refit (K-fold by {unit}) would settle it.")
+    else:
+        parts.append("All Pareto k values are below the threshold, so the LOO estimates are reliable.")
+    if n < 10:
+        parts.append(f"With only {n} {unit}s the comparison rests on few units; treat the weights as indicative.")
+    return " ".join(parts)
