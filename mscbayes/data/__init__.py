@@ -37,6 +37,21 @@ from .fate import (
 from .fate import COLUMNS as FATE_COLUMNS
 from .nk import NK_STATES, NKTable, read_nk_table, validate_nk_frame
 from .nk import COLUMNS as NK_COLUMNS
+from .registry import (
+    DERIVED_COLUMNS,
+    DERIVED_QUANTITIES,
+    DatasetsNotFoundError,
+    UnknownDatasetError,
+    dataset_info,
+    dataset_names,
+    dataset_path,
+    datasets_root,
+    format_dataset_list,
+    list_datasets,
+    load_dataset,
+    read_derived_table,
+    show_dataset,
+)
 from .validation import (
     ColumnSpec,
     DataValidationError,
@@ -93,4 +108,18 @@ __all__ = [
     "validate_nk_frame",
     "NK_COLUMNS",
     "NK_STATES",
+    # bundled published-evidence datasets
+    "list_datasets",
+    "format_dataset_list",
+    "dataset_names",
+    "dataset_info",
+    "dataset_path",
+    "datasets_root",
+    "load_dataset",
+    "show_dataset",
+    "read_derived_table",
+    "DERIVED_COLUMNS",
+    "DERIVED_QUANTITIES",
+    "DatasetsNotFoundError",
+    "UnknownDatasetError",
 ]
