@@ -3,6 +3,7 @@
     mscbayes simulate DESIGN.toml --out data.csv --seed N     virtual experiment (+ data.truth.json)
     mscbayes validate data.csv [--kind fate|coculture|nk]     check a table, list every problem
     mscbayes fit data.csv --out fit.nc [--priors a.toml] [--sampler nutpie|pymc|numpyro] [--seed N]
+    mscbayes datasets list | mscbayes datasets show NAME        bundled published evidence with sources
 
 Exit codes: 0 success, 1 invalid data, 2 other user errors, 3 a fit that fails its diagnostics
 (it is still written, marked untrustworthy).
@@ -47,8 +48,9 @@ def _guard(fn):
         raise
     except DataValidationError as e:
         _fail(str(e), 1)
-    except (DesignError, PriorError, UserError, FileExistsError, FileNotFoundError, IsADirectoryError) as e:
-        _fail(str(e))
+    except (DesignError, PriorError, UserError, FileExistsError, FileNotFoundError, IsADirectoryError,
+            LookupError) as e:
+        _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
     except PermissionError as e:
         _fail(f"permission denied: {e.filename}")
 
@@ -124,6 +126,22 @@ def validate(path: Path = typer.Argument(..., help="CSV table to check"),
         out.print(f"{path}: OK — {len(f)} rows of a {table.kind} table{extra} (sha256 {table.sha256[:12]})")
 
     _guard(body)
+
+
+datasets_app = typer.Typer(no_args_is_help=True, help="Bundled published datasets, each value with its source.")
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.command("list")
+def datasets_list():
+    """List the bundled datasets: role (MSC fate, comparator, anatomy, Treg in vitro), species, rows."""
+    _guard(lambda: out.print(__import__("mscbayes.data.registry", fromlist=["x"]).format_dataset_list()))
+
+
+@datasets_app.command("show")
+def datasets_show(name: str = typer.Argument(..., help="dataset name (see `mscbayes datasets list`)")):
+    """Show a dataset: citation, caveats, and every value with its source and location in the paper."""
+    _guard(lambda: out.print(__import__("mscbayes.data.registry", fromlist=["x"]).show_dataset(name), markup=False))
 
 
 MODEL_FOR_TABLE = {"fate": "fate", "coculture": "treg"}
