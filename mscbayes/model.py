@@ -176,6 +176,41 @@ def prepare(frame: pd.DataFrame) -> dict:
 # ------------------------------------------------------------------------------------------ the model
 
 
+def population_parameters(pr: dict[str, Prior], local_route: bool = False):
+    """Population-level rates (per hour) and trapping parameters as PyMC variables (inside a model context).
+
+    Returns (params dict for mechanisms.fate, log_kd). Shared by the fate model and the evidence model.
+    """
+    params = {name: _rv(pr[name], name) for name in ("krel", "kphi", "kfrag", "kmig", "kdig")}
+    for name in ("log_d50_lung", "slope_lung", "log_d50_systemic", "slope_systemic"):
+        params[name] = _rv(pr[name], name)
+    if local_route:
+        params["local_leak"] = _rv(pr["local_leak"], "local_leak")
+    mu_kd, s_kd = _log_mean(pr["kd"])
+    log_kd = pm.Normal("log_kd", mu=mu_kd, sigma=s_kd)
+    pm.Deterministic("kd", pt.exp(log_kd))
+    return params, log_kd
+
+
+def study_effects(pr: dict[str, Prior], log_kd, n_studies: int, parameterisation: str):
+    """Study-level ln death rate and logit lung-extraction shift (dims 'study'): 'none' (one study, no level),
+    'centred' or 'non_centred'. Returns (log_kd_study, extraction_shift_study) tensors of length n_studies."""
+    if parameterisation == "none":
+        return pt.zeros(n_studies) + log_kd, pt.zeros(n_studies)
+    sd_s_kd = _rv(pr["sd_study_kd"], "sd_study_kd")
+    sd_s_ext = _rv(pr["sd_study_extraction"], "sd_study_extraction")
+    if parameterisation == "centred":
+        log_kd_study = pm.Normal("log_kd_study", mu=log_kd, sigma=sd_s_kd, dims="study")
+        ext_study = pm.Normal("extraction_shift_study", mu=0.0, sigma=sd_s_ext, dims="study")
+        return log_kd_study, ext_study
+    z_kd = pm.Normal("z_kd_study", 0.0, 1.0, dims="study")
+    z_ext = pm.Normal("z_extraction_study", 0.0, 1.0, dims="study")
+    log_kd_study = pm.Deterministic("log_kd_study", log_kd + sd_s_kd * z_kd, dims="study")
+    ext_study = pm.Deterministic("extraction_shift_study", sd_s_ext * z_ext, dims="study")
+    return log_kd_study, ext_study
+
+
+
 def build_model(frame: pd.DataFrame, priors=None, hypothesis: str | None = None) -> pm.Model:
     """PyMC model of the exact kinetic core for a validated fate table (individual rows).
 
@@ -204,31 +239,8 @@ def build_model(frame: pd.DataFrame, priors=None, hypothesis: str | None = None)
     xp = pytensor_backend()
     with pm.Model(coords=coords) as model:
         model.mscbayes_parameterisation = {"study": study_param, "animal": animal_param}
-        # population rates (per hour) and trapping parameters
-        params = {name: _rv(pr[name], name) for name in ("krel", "kphi", "kfrag", "kmig", "kdig")}
-        for name in ("log_d50_lung", "slope_lung", "log_d50_systemic", "slope_systemic"):
-            params[name] = _rv(pr[name], name)
-        if (d["design"].route == "local").any():
-            params["local_leak"] = _rv(pr["local_leak"], "local_leak")
-        mu_kd, s_kd = _log_mean(pr["kd"])
-        log_kd = pm.Normal("log_kd", mu=mu_kd, sigma=s_kd)
-        pm.Deterministic("kd", pt.exp(log_kd))
-
-        # study level
-        if study_param == "none":
-            log_kd_study = pt.zeros(n_studies) + log_kd
-            ext_study = pt.zeros(n_studies)
-        else:
-            sd_s_kd = _rv(pr["sd_study_kd"], "sd_study_kd")
-            sd_s_ext = _rv(pr["sd_study_extraction"], "sd_study_extraction")
-            if study_param == "centred":
-                log_kd_study = pm.Normal("log_kd_study", mu=log_kd, sigma=sd_s_kd, dims="study")
-                ext_study = pm.Normal("extraction_shift_study", mu=0.0, sigma=sd_s_ext, dims="study")
-            else:
-                z_kd = pm.Normal("z_kd_study", 0.0, 1.0, dims="study")
-                z_ext = pm.Normal("z_extraction_study", 0.0, 1.0, dims="study")
-                log_kd_study = pm.Deterministic("log_kd_study", log_kd + sd_s_kd * z_kd, dims="study")
-                ext_study = pm.Deterministic("extraction_shift_study", sd_s_ext * z_ext, dims="study")
+        params, log_kd = population_parameters(pr, local_route=(d["design"].route == "local").any())
+        log_kd_study, ext_study = study_effects(pr, log_kd, n_studies, study_param)
 
         # animal level (shared by all organs and assays of an animal)
         sd_a_kd = _rv(pr["sd_animal_kd"], "sd_animal_kd")
