@@ -1,0 +1,880 @@
+"""Evidence synthesis: published summaries of MSC fate as likelihood terms on the fate model's quantities.
+
+Each published number enters through the likelihood that matches how it was reported, on the model
+quantity it measures (issue 4). The model quantity of a row is a positive number q (its log m = ln q is
+what the likelihoods take):
+
+    quantity      what q is (pytensor twin of the mechanisms, evaluated for the row's design)
+    ----------    -----------------------------------------------------------------------------------------
+    signal        `expected_signals` of a one-row AnimalDesign (species, route, route_organ, dose, time,
+                  product diameter) for (assay, organ); divided by the dose when measure = fraction_of_dose
+    ratio         signal(numerator design) / signal(reference design): fold changes and ratios between
+                  routes, organs, times or conditions (the `ref_*` columns; empty = same as numerator)
+    half_life     ln 2 / k_eff, k_eff = the log-linear least-squares slope of the row's signal over the
+                  window [window_start_h, window_end_h] (default 1–72 h; 8 time points), i.e. the
+                  effective loss rate that assay sees in that organ (lung DNA: lung material X+Y+Z)
+    extraction    per-pass trapping probability of the organ's capillary bed for the product's size
+                  (trapping.bed_extractions, with the study's logit shift for the lung)
+
+Likelihood kinds (`kind`), written against pytensor (`*_logp` below; tests compare them with scipy):
+
+    mean          group mean with SD or SEM and n. scale "log" (default, positive quantities): subjects are
+                  log-normal around q; the mean of n log-normals is moment-matched to a log-normal
+                  (Fenton–Wilkinson): ln ȳ ~ N(m + s_w²/2 − s_n²/2, s_n), s_w² = ln(1 + cv²),
+                  s_n² = ln(1 + cv²/n), cv = SD/ȳ (SD = SEM·√n). Without a usable SD (`spread_type` none)
+                  the between-subject log-SD σ is a model parameter: cv² = exp(σ²) − 1.
+                  scale "normal": ȳ ~ N(q, SD/√n) (for fractions near 1, e.g. an extraction of 0.92).
+                  A ± of unstated type is taken as an SEM (the wider, conservative reading).
+    range         every one of n subjects inside [lo, hi]: n · log P(lo < Y < hi), Y ~ LogNormal(m, σ)
+    upper_bound   n · log P(Y < hi) (n = 1 when not printed)          — censored
+    lower_bound   n · log P(Y > lo)
+    k_of_n        k ~ Binomial(n, p), p = P(Y > LOD) = Φ((m − ln LOD)/σ), LOD in cells (the assay's default
+                  detection limit, assays.DETECTION_LIMITS, unless the row gives one)
+    point         a single printed value without spread ("about 24 h"): ln y ~ N(m, assumed_log_sd)
+
+Fractions of the dose (signal rows, measure fraction_of_dose) are log-normal truncated at 1, as in the fate
+model. σ for signal rows is `sigma_between[assay]` (between-subject log-SD, animal effects included);
+for derived quantities (ratio, half-life, extraction) the row's `assumed_log_sd`.
+
+Imaging region-of-interest fractions (planar ¹¹¹In and the like): rows with `calibrated = True` get a
+calibration factor per study, ln c_s ~ N(0, CALIBRATION_LOG_SD) (attenuation, background and ROI
+drawing), multiplying q.
+
+Species. Assumed SHARED across species: the capillary-trapping curves (d50 and slope of the lung and the
+systemic beds), release, engulfment, debris wash-out, phagocyte migration and digestion rates, the label
+re-deposition shares, and the between-study SDs. NOT shared: the arterial flow fractions
+(trapping.FLOW_FRACTIONS, fixed allometric values per species, which change first-pass allocation), and the
+death rate, which has a species-level effect ln kd_species = ln kd + δ_species (mouse is the reference,
+δ_mouse = 0; δ ~ N(0, SPECIES_KD_SD) for the others). Study effects (ln kd and logit lung extraction,
+`model.study_effects`) sit on top of the species level; each evidence study (and each study of an optional
+individual-level fate table) is one study level.
+
+Entry points:
+    evidence_rows_from_datasets(names=None, include_comparators=False, assume=None) -> EvidenceSelection
+    build_evidence_model(evidence_rows, priors=None, fate_frame=None) -> pm.Model
+    evidence_frame(rows) -> validated DataFrame (EVIDENCE_COLUMNS)
+    summarise_individual(frame) -> mean ± SD evidence rows computed from an individual-level fate table
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+from pymc.distributions.dist_math import normal_lcdf
+
+from . import model as fate_model
+from .mechanisms import trapping
+from .mechanisms.assays import ASSAY_INFO, ASSAYS, detection_limit
+from .mechanisms.backend import pytensor_backend
+from .mechanisms.fate import AnimalDesign, expected_signals, fate_states
+
+__all__ = [
+    "EVIDENCE_COLUMNS", "KINDS", "QUANTITIES", "EvidenceSelection", "EvidenceError",
+    "evidence_frame", "evidence_rows_from_datasets", "build_evidence_model", "summarise_individual",
+    "mean_logp", "range_logp", "bound_logp", "k_of_n_logp", "point_logp", "evidence_logp",
+    "SPECIES_DERIVED",
+]
+
+KINDS = ("mean", "range", "upper_bound", "lower_bound", "k_of_n", "point")
+QUANTITIES = ("signal", "ratio", "half_life", "extraction")
+MEASURES = ("fraction_of_dose", "cells")
+
+DEFAULT_HALF_LIFE_WINDOW_H = (1.0, 72.0)   # [D] window of the effective loss rate when a paper gives none
+HALF_LIFE_POINTS = 8
+DEFAULT_ASSUMED_LOG_SD = 0.35              # [D] "about x" / a bare value: ±35 % (1 SD on the log scale)
+CALIBRATION_LOG_SD = 0.3                   # [D] planar-imaging ROI calibration factor per study
+SPECIES_KD_SD = 0.5                        # [D] species effect on ln kd (mouse reference)
+SPECIES_DERIVED = ("mouse", "rat", "human")
+TINY = 1e-300
+
+EVIDENCE_COLUMNS = {
+    # column: default (None = required)
+    "row_id": None, "study": None, "kind": None, "quantity": None,
+    "species": None, "route": "intravenous", "route_organ": "", "dose_cells": 1e6, "time_h": np.nan,
+    "organ": "", "assay": "", "measure": "fraction_of_dose",
+    "diameter_mean_um": trapping.DEFAULT_DIAMETER_MEAN_UM, "diameter_sd_um": trapping.DEFAULT_DIAMETER_SD_UM,
+    "viability": np.nan,
+    "ref_route": "", "ref_route_organ": "", "ref_time_h": np.nan, "ref_organ": "", "ref_assay": "",
+    "window_start_h": DEFAULT_HALF_LIFE_WINDOW_H[0], "window_end_h": DEFAULT_HALF_LIFE_WINDOW_H[1],
+    "value": np.nan, "value_min": np.nan, "value_max": np.nan, "spread_type": "none", "spread": np.nan,
+    "n": np.nan, "k": np.nan, "detection_limit": np.nan, "scale": "log",
+    "assumed_log_sd": DEFAULT_ASSUMED_LOG_SD, "calibrated": False,
+    "source": "", "location_in_paper": "", "mapping": "",
+}
+
+
+class EvidenceError(ValueError):
+    """An evidence row cannot be used as given (with what to change)."""
+
+
+# ============================================================================== likelihood functions (pytensor)
+
+
+def _log_diff_cdf(za, zb):
+    """log(Φ(zb) − Φ(za)) for za < zb, stable in both tails."""
+    # use the upper tail when both are positive: Φ(zb) − Φ(za) = Φ(−za) − Φ(−zb)
+    upper = pt.gt(za, 0.0)
+    hi = pt.switch(upper, normal_lcdf(0.0, 1.0, -za), normal_lcdf(0.0, 1.0, zb))
+    lo = pt.switch(upper, normal_lcdf(0.0, 1.0, -zb), normal_lcdf(0.0, 1.0, za))
+    return hi + pt.log1mexp(pt.minimum(lo - hi, -1e-12))
+
+
+def _normal_logpdf(x, mu, sd):
+    return -0.5 * ((x - mu) / sd) ** 2 - pt.log(sd) - 0.5 * math.log(2 * math.pi)
+
+
+def mean_logp(m, value, sd, n, sigma=None, scale="log"):
+    """Log density of a published group mean ȳ = `value` of n subjects (pytensor).
+
+    m: ln q (model quantity); sd: the between-subject SD (convert an SEM with sd = sem·√n), or None with
+    `sigma` the between-subject log-SD parameter (scale "log" only). scale "log": moment-matched
+    log-normal mean of n log-normal subjects (module docstring); "normal": ȳ ~ N(q, sd/√n).
+    """
+    value = pt.as_tensor_variable(value)
+    n = pt.as_tensor_variable(n)
+    if scale == "normal":
+        return _normal_logpdf(value, pt.exp(m), pt.as_tensor_variable(sd) / pt.sqrt(n))
+    cv2 = (pt.as_tensor_variable(sd) / value) ** 2 if sd is not None else pt.expm1(pt.as_tensor_variable(sigma) ** 2)
+    s_w2 = pt.log1p(cv2)
+    s_n2 = pt.log1p(cv2 / n)
+    log_v = pt.log(value)
+    return _normal_logpdf(log_v, m + 0.5 * s_w2 - 0.5 * s_n2, pt.sqrt(s_n2)) - log_v
+
+
+def _truncation(m, sigma, truncated):
+    """log P(Y < 1) where the quantity is a fraction of the dose (truncated at 1), else 0."""
+    return pt.switch(truncated, normal_lcdf(0.0, 1.0, (0.0 - m) / sigma), 0.0)
+
+
+def range_logp(m, sigma, lo, hi, n, truncated=False):
+    """n · log P(lo < Y < hi | Y < 1 if truncated), Y ~ LogNormal(m, σ): every subject inside the range."""
+    za = (pt.log(pt.maximum(lo, TINY)) - m) / sigma
+    zb = (pt.log(hi) - m) / sigma
+    return n * (_log_diff_cdf(za, zb) - _truncation(m, sigma, truncated))
+
+
+def bound_logp(m, sigma, bound, n, upper=True, truncated=False):
+    """Censored: n · log P(Y < bound) (upper) or n · log P(Y > bound) (lower), renormalised when truncated at 1."""
+    z = (pt.log(bound) - m) / sigma
+    if upper:
+        lp = normal_lcdf(0.0, 1.0, z)
+    else:
+        # P(bound < Y < 1) when truncated, P(Y > bound) otherwise
+        lp = pt.switch(truncated, _log_diff_cdf(z, (0.0 - m) / sigma), normal_lcdf(0.0, 1.0, -z))
+    return n * (lp - _truncation(m, sigma, truncated))
+
+
+def k_of_n_logp(m, sigma, log_lod, k, n):
+    """Binomial(k | n, p) with p = P(Y > LOD) = Φ((m − ln LOD)/σ) (m, LOD in cells)."""
+    z = (m - log_lod) / sigma
+    log_p = normal_lcdf(0.0, 1.0, z)
+    log_q = normal_lcdf(0.0, 1.0, -z)
+    log_choose = pt.gammaln(n + 1.0) - pt.gammaln(k + 1.0) - pt.gammaln(n - k + 1.0)
+    return log_choose + k * log_p + (n - k) * log_q
+
+
+def point_logp(m, value, log_sd):
+    """A single printed value without spread: log-normal density of `value` around q with an assumed log-SD."""
+    log_v = pt.log(value)
+    return _normal_logpdf(log_v, m, log_sd) - log_v
+
+
+# kind codes of the packed likelihood
+_MEAN_SD, _MEAN_PARAM, _MEAN_NORMAL, _RANGE, _UPPER, _LOWER, _KOFN, _POINT = range(8)
+
+
+def evidence_logp(value, m, sigma, code, v, sd, lo, hi, n, k, log_lod, truncated):
+    """Pointwise log-likelihood of packed evidence rows (one per row; `code` picks the kind).
+
+    Every branch is evaluated on safe placeholder inputs where it does not apply (set in numpy by
+    `_pack`), so no NaN reaches a gradient through pt.switch.
+    """
+    branches = [
+        (_MEAN_SD, mean_logp(m, v, sd, n, scale="log")),
+        (_MEAN_PARAM, mean_logp(m, v, None, n, sigma=sigma, scale="log")),
+        (_MEAN_NORMAL, mean_logp(m, v, sd, n, scale="normal")),
+        (_RANGE, range_logp(m, sigma, lo, hi, n, truncated)),
+        (_UPPER, bound_logp(m, sigma, hi, n, upper=True, truncated=truncated)),
+        (_LOWER, bound_logp(m, sigma, lo, n, upper=False, truncated=truncated)),
+        (_KOFN, k_of_n_logp(m, sigma, log_lod, k, n)),
+        (_POINT, point_logp(m, v, sigma)),
+    ]
+    out = pt.zeros_like(m)
+    for c, lp in branches:
+        out = pt.switch(pt.eq(code, c), lp, out)
+    return out
+
+
+# ============================================================================== evidence rows
+
+
+def _text(x) -> str:
+    if x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    return str(x).strip()
+
+
+def _num(x) -> float:
+    try:
+        return float(x) if _text(x) else np.nan
+    except (TypeError, ValueError):
+        return np.nan
+
+
+def evidence_frame(rows) -> pd.DataFrame:
+    """A validated evidence table (columns EVIDENCE_COLUMNS, defaults filled) from a DataFrame, a list of
+    dicts or an EvidenceSelection. Every problem is collected and raised together as EvidenceError."""
+    if isinstance(rows, EvidenceSelection):
+        rows = rows.rows
+    f = pd.DataFrame(rows).copy() if not isinstance(rows, pd.DataFrame) else rows.copy()
+    if f.empty:
+        raise EvidenceError("no evidence rows to fit")
+    problems = []
+    for col, default in EVIDENCE_COLUMNS.items():
+        if col not in f:
+            if default is None:
+                problems.append(f"column '{col}' is required")
+                continue
+            f[col] = default
+        elif default is not None:
+            f[col] = f[col].where(f[col].notna(), default) if not isinstance(default, float) else f[col]
+    if problems:
+        raise EvidenceError("; ".join(problems))
+    num = ["dose_cells", "time_h", "diameter_mean_um", "diameter_sd_um", "viability", "ref_time_h", "window_start_h",
+           "window_end_h", "value", "value_min", "value_max", "spread", "n", "k", "detection_limit", "assumed_log_sd"]
+    for c in num:
+        f[c] = pd.to_numeric(f[c], errors="coerce").astype(float)
+    for c in ("row_id", "study", "kind", "quantity", "species", "route", "route_organ", "organ", "assay", "measure",
+              "ref_route", "ref_route_organ", "ref_organ", "ref_assay", "spread_type", "scale", "source",
+              "location_in_paper", "mapping"):
+        f[c] = f[c].map(_text)
+    f["calibrated"] = f["calibrated"].map(lambda x: str(x).strip().lower() in ("true", "1", "yes"))
+    f["diameter_mean_um"] = f["diameter_mean_um"].fillna(trapping.DEFAULT_DIAMETER_MEAN_UM)
+    f["diameter_sd_um"] = f["diameter_sd_um"].fillna(trapping.DEFAULT_DIAMETER_SD_UM)
+    f["window_start_h"] = f["window_start_h"].fillna(DEFAULT_HALF_LIFE_WINDOW_H[0])
+    f["window_end_h"] = f["window_end_h"].fillna(DEFAULT_HALF_LIFE_WINDOW_H[1])
+    f["assumed_log_sd"] = f["assumed_log_sd"].fillna(DEFAULT_ASSUMED_LOG_SD)
+    f["route"] = f["route"].replace("", "intravenous")
+    f["measure"] = f["measure"].replace("", "fraction_of_dose")
+    f["scale"] = f["scale"].replace("", "log")
+    f["spread_type"] = f["spread_type"].replace("", "none")
+    if f["row_id"].duplicated().any():
+        problems.append(f"row_id repeated: {sorted(set(f.row_id[f.row_id.duplicated()]))}")
+    for i, r in f.iterrows():
+        where = f"row {r.row_id or i}"
+        if r.kind not in KINDS:
+            problems.append(f"{where}: kind {r.kind!r} not one of {KINDS}")
+        if r.quantity not in QUANTITIES:
+            problems.append(f"{where}: quantity {r.quantity!r} not one of {QUANTITIES}")
+            continue
+        if r.route not in trapping.ROUTES:
+            problems.append(f"{where}: route {r.route!r} not one of {trapping.ROUTES}")
+        if r.quantity in ("signal", "ratio", "half_life"):
+            if r.assay not in ASSAYS:
+                problems.append(f"{where}: assay {r.assay!r} not one of {ASSAYS}")
+            if r.organ not in trapping.ORGANS + ("whole_body",):
+                problems.append(f"{where}: organ {r.organ!r} is not a model organ {trapping.ORGANS + ('whole_body',)}")
+            if r.quantity != "half_life" and not (r.time_h >= 0):
+                problems.append(f"{where}: time_h is required (hours after administration)")
+            if not (r.dose_cells > 0):
+                problems.append(f"{where}: dose_cells must be > 0")
+        if r.quantity == "extraction" and r.organ not in trapping.ORGANS:
+            problems.append(f"{where}: extraction needs a model organ, got {r.organ!r}")
+        if r.quantity == "signal" and r.measure not in MEASURES:
+            problems.append(f"{where}: measure {r.measure!r} not one of {MEASURES}")
+        if r.quantity == "half_life" and not (0 <= r.window_start_h < r.window_end_h):
+            problems.append(f"{where}: half-life window must satisfy 0 ≤ start < end")
+        if r.kind == "k_of_n":
+            if r.quantity != "signal":
+                problems.append(f"{where}: k_of_n needs quantity 'signal' (detection of cells in an organ)")
+            if not (r.n >= 1 and 0 <= r.k <= r.n):
+                problems.append(f"{where}: k_of_n needs 0 ≤ k ≤ n, n ≥ 1")
+        if r.kind == "mean":
+            if not (r.value > 0) and r.scale == "log":
+                problems.append(f"{where}: a log-scale mean must be > 0")
+            if not (r.n >= 1):
+                problems.append(f"{where}: a mean needs n ≥ 1")
+            if r.spread_type in ("sd", "sem", "unstated") and not (r.spread > 0):
+                problems.append(f"{where}: spread_type {r.spread_type} needs spread > 0")
+            if r.scale == "normal" and r.spread_type not in ("sd", "sem", "unstated"):
+                problems.append(f"{where}: a normal-scale mean needs an SD or SEM")
+            if r.scale not in ("log", "normal"):
+                problems.append(f"{where}: scale must be 'log' or 'normal'")
+        if r.kind == "range" and not (0 <= r.value_min < r.value_max and r.n >= 1):
+            problems.append(f"{where}: a range needs 0 ≤ value_min < value_max and n ≥ 1")
+        if r.kind == "upper_bound" and not (r.value_max > 0):
+            problems.append(f"{where}: an upper bound needs value_max > 0")
+        if r.kind == "lower_bound" and not (r.value_min > 0):
+            problems.append(f"{where}: a lower bound needs value_min > 0")
+        if r.kind == "point" and not (r.value > 0):
+            problems.append(f"{where}: a point value must be > 0")
+        if not r.species:
+            problems.append(f"{where}: species is required")
+    if problems:
+        raise EvidenceError("evidence rows: " + "; ".join(problems))
+    f["n"] = f["n"].where(f["n"].notna() | ~f["kind"].isin(["upper_bound", "lower_bound"]), 1.0)
+    return f.reset_index(drop=True)
+
+
+def summarise_individual(frame: pd.DataFrame, spread_type: str = "sd") -> pd.DataFrame:
+    """Evidence rows (kind mean, quantity signal) from an individual-level fate table: one mean ± SD (or
+    SEM) per (study, arm, time, organ, assay, measure) group of uncensored continuous rows (the consistency
+    check of issue 4: what a paper would print for these animals)."""
+    f = frame[(frame["row_kind"].astype(str) == "individual") & (frame["censored"].astype(str) != "below_limit")
+              & frame["measure"].isin(MEASURES)].copy()
+    keys = ["study", "arm", "species", "route", "route_organ", "dose_cells", "time_h", "organ", "assay", "measure"]
+    for c in ("arm", "route_organ"):
+        f[c] = f[c].astype(object).where(f[c].notna(), "").astype(str) if c in f else ""
+    rows = []
+    for key, g in f.groupby(keys, sort=False):
+        d = dict(zip(keys, key))
+        n = len(g)
+        if n < 2:
+            continue
+        sd = float(g["value"].std(ddof=1))
+        rows.append({
+            "row_id": f"{d['study']}/{d['arm']}/{d['time_h']:g}h/{d['organ']}/{d['assay']}", "study": d["study"],
+            "kind": "mean", "quantity": "signal", "species": d["species"], "route": d["route"],
+            "route_organ": d["route_organ"], "dose_cells": d["dose_cells"], "time_h": d["time_h"],
+            "organ": d["organ"], "assay": d["assay"], "measure": d["measure"],
+            "diameter_mean_um": float(g["diameter_mean_um"].iloc[0]) if "diameter_mean_um" in g else np.nan,
+            "diameter_sd_um": float(g["diameter_sd_um"].iloc[0]) if "diameter_sd_um" in g else np.nan,
+            "viability": float(g["viability"].iloc[0]) if "viability" in g else np.nan,
+            "value": float(g["value"].mean()), "spread_type": spread_type,
+            "spread": sd if spread_type == "sd" else sd / math.sqrt(n), "n": n,
+            "mapping": "summary of individual rows", "source": "summarised from the individual table",
+        })
+    return pd.DataFrame(rows)
+
+
+# ============================================================================== the bundled datasets
+
+
+@dataclass
+class EvidenceSelection:
+    """The bundled rows that map onto model quantities (`rows`, an evidence table) and those that do not
+    (`excluded`: study, quantity, line, what, reason)."""
+
+    rows: pd.DataFrame
+    excluded: pd.DataFrame
+
+    def summary(self) -> str:
+        lines = [f"{len(self.rows)} evidence rows map onto model quantities:"]
+        for _, r in self.rows.iterrows():
+            lines.append(f"  {r.row_id}: {r.kind} {r.quantity} — {r.mapping}")
+        lines.append(f"{len(self.excluded)} bundled rows do not map:")
+        for _, r in self.excluded.iterrows():
+            lines.append(f"  {r.study} line {r.line} ({r.quantity}: {r.what}): {r.reason}")
+        return "\n".join(lines)
+
+
+# Study-specific readings of rows whose meaning the generic rules cannot see, keyed by
+# (dataset, line of source_curated.csv). Each says which model quantity the printed number measures.
+_SPECIFIC = {
+    ("toma2009", 3): dict(
+        kind="mean", quantity="extraction", organ="rest", scale="normal",
+        mapping="92 ± 7 % of rat MSC arrested at the precapillary level on the first pass through the cremaster "
+                "(intravital microscopy, n = 6) = per-pass extraction of a systemic capillary bed ('rest') for the "
+                "study's 23 µm cells; normal on the group mean, ± of unstated type read as SEM (conservative)"),
+    ("toma2009", 8): dict(
+        kind="point", quantity="ratio", organ="rest", assay="bli", time_h=72.0, ref_time_h=0.01,
+        route="intra_arterial", route_organ="rest", assumed_log_sd=0.5,
+        mapping="14 % of the MSC counted in the cremaster at 3 days relative to the initial count = live arrested "
+                "cells X_rest(72 h) / X_rest(0) after an intra-arterial bolus into the muscle's artery (cells counted "
+                "by microscopy read as live: dead cells are engulfed within hours, kphi ~ 0.5/h); no n or spread "
+                "printed → point with assumed log-SD 0.5"),
+    ("lee2009", 2): dict(
+        kind="point", quantity="half_life",
+        mapping="'half-life about 24 h' of human DNA (Alu qPCR) in the mouse lung after 2e6 hMSC IV = ln 2 / the "
+                "effective loss rate of lung material X+Y+Z (log-linear slope over 1–72 h); 'about' → assumed log-SD "
+                "0.35"),
+}
+
+# Why the rest cannot map (by quantity, or by dataset and line for the specific cases).
+_REASONS_BY_QUANTITY = {
+    "diameter_um": "a property of the infused product, not an in vivo measurement: used as the design diameter of "
+                   "the study's other rows when it has one unflagged value",
+    "radius_um": "anatomy (capillary/sinusoid size): a prior on the trapping curves, not an MSC likelihood term",
+    "length_um": "anatomy, not an MSC measurement",
+    "transit_time_s": "haemodynamics (transit time): the model resolves circulation at quasi-steady state",
+    "velocity_mm_s": "haemodynamics (blood velocity): not a model quantity",
+    "velocity_um_s": "haemodynamics (blood velocity): not a model quantity",
+    "cortical_tension_dyn_cm": "cell mechanics in vitro: the trapping curve has no deformability term",
+    "concentration_ng_ml": "in vitro secretion: not a fate quantity",
+    "t2star_ms": "MRI T2* is an image intensity: mapping it to an amount of iron needs a relaxivity calibration "
+                 "(or ΔR2* ratios with n per time point), neither printed",
+    "tmax_h": "time of the blood peak: the model has no blood compartment (circulation is quasi-steady)",
+    "percent_change": "an in vitro proliferation change with an unclear reference",
+    "fraction_detected": "a proportion detected without k (k of n is what the binomial needs)",
+    "count": "a count of things other than cells in an organ",
+}
+
+_REASONS_SPECIFIC = {
+    ("devine2003", 2): "donor chimerism (fraction of the cells in a tissue) across ~16 tissues and 9–21 months: "
+                       "not a fraction of the dose, no organ, no time",
+    ("ge2014", 6): "number of animals with infarcts: an outcome of microembolism, not detection of cells",
+    ("ge2014", 7): "number of animals with infarcts: an outcome of microembolism, not detection of cells",
+    ("ge2014", 8): "number of animals with infarcts: an outcome of microembolism, not detection of cells",
+    ("lee2009", 3): "'< 1000 hMSC in six other tissues': no time point and not per tissue or total (flag ambiguous)",
+    ("ortiz2003", 2): "a fraction of the lung's DNA (not of the dose), with no time point",
+    ("ortiz2003", 3): "a fold change with bleomycin injury: the kinetics-only model has no injury state; no time point",
+    ("ortiz2003", 4): "enrichment in one lung cell type: the model has no cell-type compartments within an organ",
+    ("shim2015", 3): "a ratio of blood mean residence times (IA / IV): the model has no blood compartment",
+    ("shim2015", 4): "joint / muscle levels are tissue concentrations: no tissue masses, and a muscle sample is not "
+                     "the whole 'rest' compartment; no dose printed",
+    ("toma2009", 4): "blood velocity: haemodynamics, not a model quantity",
+    ("toma2009", 5): "blood velocity: haemodynamics, not a model quantity",
+    ("toma2009", 9): "duplicate of line 8 (the same 3-day loss shown in the hypothesis figure)",
+    ("nasef2007", 2): "in vitro HLA-G expression: not a fate quantity",
+    ("sci2014_939275", 21): "k of n counts organs (102 of 190), not subjects",
+}
+
+_MODEL_ORGANS = set(trapping.ORGANS)
+
+
+def _diameter_by_study(d: pd.DataFrame) -> dict[str, float]:
+    out = {}
+    for study, g in d[(d["quantity"] == "diameter_um") & (d["msc"].astype(str).str.lower() == "true")].groupby("study"):
+        g = g[g["flag"].map(_text) == ""]
+        if len(g) == 1 and np.isfinite(g["value"].astype(float).iloc[0]):
+            out[study] = float(g["value"].astype(float).iloc[0])
+    return out
+
+
+def evidence_rows_from_datasets(names=None, include_comparators: bool = False, assume: dict | None = None
+                                ) -> EvidenceSelection:
+    """The MSC evidence usable now: bundled derived.csv (and fate.csv summary) rows that map onto model quantities.
+
+    names: datasets to read (default: all with a derived or fate table). Comparator and anatomy rows are
+    excluded unless `include_comparators` (and even then only rows whose design is complete map).
+    assume: {dataset: {column: value}} fills design fields a paper does not print (e.g.
+    {"sci2014_939275": {"route": "intravenous"}}); every use is written into the row's `mapping`.
+    Returns EvidenceSelection(rows, excluded) — each excluded row with its reason.
+    """
+    from .data.registry import dataset_info, dataset_names, load_dataset
+
+    assume = assume or {}
+    rows, excluded = [], []
+    for name in (names or dataset_names()):
+        info = dataset_info(name)
+        files = info.get("files", [])
+        if "derived.csv" not in files and "fate.csv" not in files:
+            continue
+        if "fate.csv" in files:
+            fate = load_dataset(name, "fate").frame
+            summ = fate[fate["row_kind"].astype(str) != "individual"]
+            for i, r in summ.iterrows():
+                excluded.append(dict(study=name, line=i + 2, quantity="fate " + str(r.row_kind), what=str(r.organ),
+                                     reason="fate.csv summary rows: not read yet (no bundled dataset has them)"))
+        if "derived.csv" not in files:
+            continue
+        d = load_dataset(name)["derived"].copy()
+        lines = d["x_literature_row"].astype(int) if "x_literature_row" in d else pd.Series(range(2, len(d) + 2))
+        diam = _diameter_by_study(d)
+        for (_, r), line in zip(d.iterrows(), lines):
+            what = _text(r.get("condition")) or _text(r.get("tissue"))
+            base = dict(study=name, line=int(line), quantity=r.quantity, what=what[:70])
+            msc = str(r.msc).strip().lower() == "true"
+            if not msc and not include_comparators:
+                excluded.append(dict(base, reason="comparator or anatomy (not MSC): never pooled as MSC evidence"))
+                continue
+            flag = _text(r.get("flag"))
+            key = (name, int(line))
+            if key in _REASONS_SPECIFIC:
+                excluded.append(dict(base, reason=_REASONS_SPECIFIC[key]))
+                continue
+            if flag and key not in _SPECIFIC:
+                excluded.append(dict(base, reason=f"flagged '{flag}' in the dataset: not used until checked"))
+                continue
+            design = dict(
+                row_id=f"{name}:{line}", study=name, species=_text(r.species), route=_text(r.route),
+                route_organ=_text(r.route_organ), dose_cells=_num(r.dose_cells),
+                time_h=_num(r.time_h), organ=_text(r.organ), assay=_text(r.assay),
+                value=_num(r.value),
+                value_min=_num(r.value_min),
+                value_max=_num(r.value_max),
+                spread_type=_text(r.spread_type), spread=_num(r.spread),
+                n=_num(r.n), k=_num(r.k),
+                source=_text(r.source), location_in_paper=_text(r.location_in_paper),
+                diameter_mean_um=diam.get(name, np.nan),
+                diameter_sd_um=0.2 * diam[name] if name in diam else np.nan,
+            )
+            notes = []
+            if name in diam:
+                notes.append(f"product diameter {diam[name]:g} µm from the study (SD taken as 20 % [D])")
+            for col, val in assume.get(name, {}).items():
+                if not _text(design.get(col)):
+                    design[col] = val
+                    notes.append(f"ASSUMED {col} = {val} (not printed)")
+            if key in _SPECIFIC:
+                spec = dict(_SPECIFIC[key])
+                mapping = spec.pop("mapping")
+                design.update(spec)
+                if design["quantity"] != "signal" and not np.isfinite(design["dose_cells"]):
+                    design["dose_cells"] = 1e6  # a derived ratio/half-life/extraction does not depend on the dose
+                rows.append(dict(design, mapping="; ".join([mapping] + notes)))
+                continue
+            reason = _generic_reason(r, design)
+            if reason:
+                excluded.append(dict(base, reason=reason))
+                continue
+            kind = {"k_of_n": "k_of_n", "fraction_of_dose": _fraction_kind(design)}[r.quantity]
+            design.update(kind=kind, quantity="signal",
+                          measure="cells" if kind == "k_of_n" else "fraction_of_dose")
+            if kind == "k_of_n":
+                notes.insert(0, f"{int(design['k'])} of {int(design['n'])} animals with {design['assay']} signal in "
+                                f"the {design['organ']} at {design['time_h']:g} h: P(signal > default LOD)")
+            rows.append(dict(design, mapping="; ".join(notes)))
+    sel_rows = evidence_frame(rows) if rows else pd.DataFrame(columns=list(EVIDENCE_COLUMNS))
+    return EvidenceSelection(sel_rows, pd.DataFrame(excluded, columns=["study", "line", "quantity", "what", "reason"]))
+
+
+def _fraction_kind(design) -> str:
+    st = design["spread_type"]
+    if st in ("sd", "sem", "unstated") and design["n"] >= 1:
+        return "mean"
+    if st == "range":
+        return "range"
+    if st == "upper_bound":
+        return "upper_bound"
+    if st == "lower_bound":
+        return "lower_bound"
+    return "point"
+
+
+def _generic_reason(r, design) -> str:
+    """Why a row without a study-specific reading cannot map (empty when it can)."""
+    q = r.quantity
+    if q in _REASONS_BY_QUANTITY:
+        return _REASONS_BY_QUANTITY[q]
+    if q not in ("k_of_n", "fraction_of_dose"):
+        return f"quantity '{q}' has no generic mapping and no study-specific reading"
+    missing = [c for c in ("route", "organ", "assay") if not _text(design[c])]
+    if ";" in design["species"] or not design["species"]:
+        missing.append("single species")
+    if not np.isfinite(design["time_h"]):
+        missing.append("time_h")
+    if not np.isfinite(design["dose_cells"]):
+        missing.append("dose_cells")
+    if design["organ"] and design["organ"] not in _MODEL_ORGANS:
+        return f"organ '{design['organ']}' is not a model organ"
+    if not design["organ"]:
+        return (f"tissue '{_text(r.tissue)}' is a sample of a compartment (or no model organ): the model has no "
+                "per-tissue share of 'rest'")
+    if design["assay"] and design["assay"] not in ASSAYS:
+        return f"assay '{design['assay']}' is not in the assay vocabulary"
+    if q == "k_of_n" and _text(r.unit) not in ("animals", "mice", "rats", "subjects", "patients"):
+        return f"k of n counts {_text(r.unit) or 'something other than subjects'}, not subjects"
+    if missing:
+        return "design incomplete: " + ", ".join(missing) + " not printed (pass `assume` to supply a stated assumption)"
+    return ""
+
+
+# ============================================================================== the model
+
+
+def _study_index(f: pd.DataFrame, studies: list[str]) -> np.ndarray:
+    return pd.Index(studies).get_indexer(f["study"])
+
+
+def _points(f: pd.DataFrame):
+    """Expand rows into evaluation points of the kinetic core: one per signal row, two per ratio row,
+    HALF_LIFE_POINTS per half-life row. Returns (point table, per-row index lists)."""
+    pts, index = [], []
+    for i, r in f.iterrows():
+        base = dict(row=i, study=r.study, species=r.species, dose=r.dose_cells, dmean=r.diameter_mean_um,
+                    dsd=r.diameter_sd_um, viability=r.viability, route=r.route, route_organ=r.route_organ,
+                    assay=r.assay, organ=r.organ, time=r.time_h)
+        start = len(pts)
+        if r.quantity == "signal":
+            pts.append(base)
+        elif r.quantity == "ratio":
+            pts.append(base)
+            pts.append(dict(base, route=r.ref_route or r.route,
+                            route_organ=r.ref_route_organ if r.ref_route else r.route_organ,
+                            time=r.ref_time_h if np.isfinite(r.ref_time_h) else r.time_h,
+                            organ=r.ref_organ or r.organ, assay=r.ref_assay or r.assay))
+        elif r.quantity == "half_life":
+            for t in np.linspace(r.window_start_h, r.window_end_h, HALF_LIFE_POINTS):
+                pts.append(dict(base, time=float(t)))
+        index.append(list(range(start, len(pts))))
+    return pd.DataFrame(pts), index
+
+
+def _pack(f: pd.DataFrame):
+    """Numpy constants of the packed likelihood (safe placeholders where a field does not apply)."""
+    n_rows = len(f)
+    code = np.zeros(n_rows, dtype="int64")
+    v = np.ones(n_rows)
+    sd = np.ones(n_rows)
+    lo = np.full(n_rows, 0.5)
+    hi = np.full(n_rows, 2.0)
+    n = np.ones(n_rows)
+    k = np.zeros(n_rows)
+    log_lod = np.zeros(n_rows)
+    uses_sigma_param = np.zeros(n_rows, dtype=bool)
+    for i, r in f.iterrows():
+        is_signal = r.quantity == "signal"
+        if r.kind == "mean":
+            nn = float(r.n)
+            if r.scale == "normal":
+                code[i] = _MEAN_NORMAL
+            elif r.spread_type in ("sd", "sem", "unstated"):
+                code[i] = _MEAN_SD
+            else:
+                code[i] = _MEAN_PARAM
+                uses_sigma_param[i] = is_signal
+            if r.spread_type in ("sd", "sem", "unstated"):
+                sd[i] = r.spread if r.spread_type == "sd" else r.spread * math.sqrt(nn)
+            v[i], n[i] = r.value, nn
+        elif r.kind == "range":
+            code[i], lo[i], hi[i], n[i] = _RANGE, r.value_min, r.value_max, r.n
+            uses_sigma_param[i] = is_signal
+        elif r.kind == "upper_bound":
+            code[i], hi[i], n[i] = _UPPER, r.value_max, (r.n if r.n >= 1 else 1.0)
+            uses_sigma_param[i] = is_signal
+        elif r.kind == "lower_bound":
+            code[i], lo[i], n[i] = _LOWER, r.value_min, (r.n if r.n >= 1 else 1.0)
+            uses_sigma_param[i] = is_signal
+        elif r.kind == "k_of_n":
+            code[i], k[i], n[i] = _KOFN, r.k, r.n
+            lod = r.detection_limit if r.detection_limit > 0 else detection_limit(r.assay, "cells", r.dose_cells)
+            log_lod[i] = math.log(lod)
+            uses_sigma_param[i] = True
+        elif r.kind == "point":
+            code[i], v[i] = _POINT, r.value
+            uses_sigma_param[i] = False
+    truncated = ((f["quantity"] == "signal") & (f["measure"] == "fraction_of_dose")
+                 & f["kind"].isin(["range", "upper_bound", "lower_bound"])).to_numpy()
+    observed = np.where(code == _KOFN, k, np.where(np.isin(code, [_RANGE, _LOWER]), lo,
+                                                  np.where(code == _UPPER, hi, v)))
+    return dict(code=code, v=v, sd=sd, lo=lo, hi=hi, n=n, k=k, log_lod=log_lod, truncated=truncated,
+                uses_sigma_param=uses_sigma_param, observed=observed)
+
+
+def build_evidence_model(evidence_rows, priors=None, fate_frame: pd.DataFrame | None = None) -> pm.Model:
+    """PyMC model of published evidence rows (and optionally an individual-level fate table, fitted jointly).
+
+    evidence_rows: an evidence table (EVIDENCE_COLUMNS; see `evidence_frame`), a list of row dicts or an
+    EvidenceSelection; priors: as model.build_model; fate_frame: individual rows of a validated fate table.
+    The population rates and trapping parameters (`model.population_parameters`) and the study effects
+    (`model.study_effects`, one level per study of the evidence and of the fate table) are the fate model's.
+
+    Shared across species: trapping curves (lung and systemic d50 and slope), krel, kphi, kfrag, kmig, kdig,
+    the label re-deposition shares and the between-study SDs. Species-specific: arterial flow fractions
+    (trapping.FLOW_FRACTIONS, fixed) and the death rate (ln kd + δ_species, mouse the reference).
+
+    Observed variable `evidence` (dims evidence_row) carries one pointwise log-likelihood per row (and, with
+    a fate table, `y`/`detected` one per measurement), so LOO works per row. Deterministics (dims species,
+    typical 20 ± 4 µm MSC, IV bolus, population level): first_pass_lung_fraction_species,
+    lung_live_half_life_h_species, fraction_alive_24h_species, liver_dead_share_24h_species,
+    liver_dead_share_72h_species; and per evidence row `evidence_quantity` (q).
+    """
+    f = evidence_frame(evidence_rows)
+    pr = fate_model.resolve_priors(priors)
+    d_fate = fate_model.prepare(fate_frame) if fate_frame is not None else None
+    studies = list(dict.fromkeys(list(f["study"]) + (d_fate["studies"] if d_fate else [])))
+    fate_species = list(d_fate["design"].species) if d_fate else []
+    species = list(dict.fromkeys(list(SPECIES_DERIVED) + list(f["species"]) + fate_species))
+    species.remove("mouse")
+    species.insert(0, "mouse")
+    n_studies = len(studies)
+    counts = f.groupby("study").size().reindex(studies).fillna(0).to_numpy()
+    if d_fate:
+        counts = counts + d_fate["frame"].groupby("study").size().reindex(studies).fillna(0).to_numpy()
+    study_param = "none" if n_studies == 1 else fate_model.choose_parameterisation(counts)
+
+    pts, row_points = _points(f)
+    pk = _pack(f)
+    assays_used = list(dict.fromkeys(f["assay"][pk["uses_sigma_param"]]))
+    coords = {"study": studies, "species": species, "evidence_row": list(f["row_id"])}
+    if assays_used:
+        coords["evidence_assay"] = assays_used
+    xp = pytensor_backend()
+    local_route = (f["route"] == "local").any() or (d_fate is not None and (d_fate["design"].route == "local").any())
+    with pm.Model(coords=coords) as model:
+        model.mscbayes_parameterisation = {"study": study_param}
+        params, log_kd = fate_model.population_parameters(pr, local_route=bool(local_route))
+        log_kd_study, ext_study = fate_model.study_effects(pr, log_kd, n_studies, study_param)
+        z_sp = pm.Normal("z_kd_species", 0.0, 1.0, shape=len(species) - 1)
+        delta_sp = pm.Deterministic("kd_species_effect", pt.concatenate([pt.zeros(1), SPECIES_KD_SD * z_sp]),
+                                    dims="species")
+        sp_index = pd.Index(species)
+
+        # viability: as given, else one value per study from its prior
+        need_v = set(f.loc[f["viability"].isna(), "study"])
+        if d_fate is not None and np.isnan(d_fate["viability"]).any():
+            need_v |= {d_fate["studies"][s] for s in d_fate["unit_study"][np.isnan(d_fate["viability"])]}
+        v_study = fate_model._rv(pr["viability"], "viability_study", dims="study") if need_v else None
+
+        m_rows = _row_log_quantities(f, pts, row_points, params, log_kd_study, ext_study, delta_sp, sp_index,
+                                     studies, v_study, xp)
+        # calibration factor per study for imaging ROI fractions
+        cal = f["calibrated"].to_numpy()
+        if cal.any():
+            cal_studies = list(dict.fromkeys(f.loc[cal, "study"]))
+            model.add_coord("calibrated_study", cal_studies)
+            z_cal = pm.Normal("z_calibration", 0.0, 1.0, dims="calibrated_study")
+            log_cal = pm.Deterministic("log_calibration", CALIBRATION_LOG_SD * z_cal, dims="calibrated_study")
+            idx = pd.Index(cal_studies).get_indexer(f["study"])
+            m_rows = m_rows + pt.switch(cal, log_cal[np.maximum(idx, 0)], 0.0)
+        pm.Deterministic("evidence_quantity", pt.exp(m_rows), dims="evidence_row")
+
+        if assays_used:
+            sigma_between = pm.HalfNormal("sigma_between", sigma=[max(0.5, ASSAY_INFO[a].noise_sd_prior)
+                                                                 for a in assays_used], dims="evidence_assay")
+            a_idx = np.maximum(pd.Index(assays_used).get_indexer(f["assay"]), 0)
+            sig = pt.switch(pk["uses_sigma_param"], sigma_between[a_idx], f["assumed_log_sd"].to_numpy())
+        else:
+            sig = pt.as_tensor_variable(f["assumed_log_sd"].to_numpy())
+        pm.CustomDist("evidence", m_rows, sig, pk["code"], pk["v"], pk["sd"], pk["lo"], pk["hi"], pk["n"], pk["k"],
+                      pk["log_lod"], pk["truncated"], logp=evidence_logp, observed=pk["observed"],
+                      dims="evidence_row")
+
+        if d_fate is not None:
+            _individual_block(model, d_fate, pr, params, log_kd_study, ext_study, delta_sp, sp_index, studies,
+                              v_study, xp)
+        _species_derived(params, log_kd, delta_sp, species, xp)
+    return model
+
+
+def _row_log_quantities(f, pts, row_points, params, log_kd_study, ext_study, delta_sp, sp_index, studies,
+                        v_study, xp):
+    """ln q per evidence row (pytensor vector)."""
+    n_rows = len(f)
+    m = [None] * n_rows
+    if len(pts):
+        p_study = _study_index(pts, studies)
+        p_sp = sp_index.get_indexer(pts["species"])
+        design = AnimalDesign(
+            time_h=pts["time"].to_numpy(float), dose_cells=pts["dose"].to_numpy(float),
+            diameter_mean_um=pts["dmean"].to_numpy(float), diameter_sd_um=pts["dsd"].to_numpy(float),
+            route=pts["route"].to_numpy(str), route_organ=pts["route_organ"].to_numpy(str),
+            species=pts["species"].to_numpy(str))
+        viab = pts["viability"].to_numpy(float)
+        if np.isnan(viab).any():
+            viability = pt.switch(np.isnan(viab), v_study[p_study], np.nan_to_num(viab))
+        else:
+            viability = pt.as_tensor_variable(viab)
+        requests = list(dict.fromkeys(zip(pts["assay"], pts["organ"])))
+        S = expected_signals(design, params, requests, kd=pt.exp(log_kd_study[p_study] + delta_sp[p_sp]),
+                             viability=viability, lung_logit_offset=ext_study[p_study], xp=xp)
+        S = pt.stack([S[r] for r in requests])
+        req_index = {r: j for j, r in enumerate(requests)}
+        p_req = np.array([req_index[r] for r in zip(pts["assay"], pts["organ"])])
+        dose = pts["dose"].to_numpy(float)
+        log_sig = pt.log(S[p_req, np.arange(len(pts))] + fate_model.BACKGROUND_FRACTION * dose)
+    ext_rows = np.flatnonzero((f["quantity"] == "extraction").to_numpy())
+    if len(ext_rows):
+        fe = f.iloc[ext_rows]
+        E = trapping.bed_extractions(fe["diameter_mean_um"].to_numpy(float), fe["diameter_sd_um"].to_numpy(float),
+                                     params, ext_study[_study_index(fe, studies)], xp)
+        for j, i in enumerate(ext_rows):
+            m[i] = pt.log(E[f.at[i, "organ"]][j])
+    for i, r in f.iterrows():
+        idx = row_points[i]
+        if r.quantity == "signal":
+            m[i] = log_sig[idx[0]] - (math.log(r.dose_cells) if r.measure == "fraction_of_dose" else 0.0)
+        elif r.quantity == "ratio":
+            m[i] = log_sig[idx[0]] - log_sig[idx[1]]
+        elif r.quantity == "half_life":
+            t = pts["time"].to_numpy(float)[idx]
+            w = (t - t.mean()) / ((t - t.mean()) ** 2).sum()
+            slope = -(log_sig[idx] * w).sum()   # effective loss rate, per hour
+            m[i] = math.log(math.log(2.0)) - pt.log(pt.maximum(slope, 1e-6))
+    return pt.stack(m)
+
+
+def _individual_block(model, d, pr, params, log_kd_study, ext_study, delta_sp, sp_index, studies, v_study, xp):
+    """The fate model's animal level and observation terms for individual rows (mirrors model.build_model;
+    see the note for the lead in analyses/published_fate.md), on the shared study effects."""
+    f = d["frame"]
+    obs_per_animal = f.groupby("animal").size().reindex(d["animals"]).to_numpy()
+    animal_param = fate_model.choose_parameterisation(obs_per_animal)
+    cont = np.isin(d["measure"], ["fraction_of_dose", "cells"])
+    det = d["measure"] == "detected"
+    src = f["source_row"].astype(int).to_numpy() if "source_row" in f else np.arange(len(f))
+    model.add_coord("animal", d["animals"])
+    model.add_coord("assay", d["assays"])
+    model.add_coord("obs", src[cont])
+    model.add_coord("obs_detected", src[det])
+    g_study = pd.Index(studies).get_indexer(d["studies"])          # fate study -> joint study
+    a_study = g_study[d["animal_study"]]
+    a_sp = sp_index.get_indexer([d["design"].species[np.flatnonzero(d["unit_animal"] == a)[0]]
+                                 for a in range(len(d["animals"]))])
+    mu_kd_a = log_kd_study[a_study] + delta_sp[a_sp]
+    mu_ext_a = ext_study[a_study]
+    sd_a_kd = fate_model._rv(pr["sd_animal_kd"], "sd_animal_kd")
+    sd_a_ext = fate_model._rv(pr["sd_animal_extraction"], "sd_animal_extraction")
+    sd_a_rec = fate_model._rv(pr["sd_animal_recovery"], "sd_animal_recovery")
+    if animal_param == "centred":
+        log_kd_a = pm.Normal("log_kd_animal", mu=mu_kd_a, sigma=sd_a_kd, dims="animal")
+        ext_a = pm.Normal("extraction_shift_animal", mu=mu_ext_a, sigma=sd_a_ext, dims="animal")
+        log_rec = pm.Normal("log_recovery_animal", 0.0, sd_a_rec, dims="animal")
+    else:
+        z = [pm.Normal(n, 0.0, 1.0, dims="animal") for n in ("z_kd_animal", "z_extraction_animal", "z_recovery_animal")]
+        log_kd_a = pm.Deterministic("log_kd_animal", mu_kd_a + sd_a_kd * z[0], dims="animal")
+        ext_a = pm.Deterministic("extraction_shift_animal", mu_ext_a + sd_a_ext * z[1], dims="animal")
+        log_rec = pm.Deterministic("log_recovery_animal", sd_a_rec * z[2], dims="animal")
+    viab = d["viability"]
+    if np.isnan(viab).any():
+        viability = pt.switch(np.isnan(viab), v_study[g_study[d["unit_study"]]], np.nan_to_num(viab))
+    else:
+        viability = pt.as_tensor_variable(viab)
+    ua = d["unit_animal"]
+    signals = expected_signals(d["design"], params, d["requests"], kd=pt.exp(log_kd_a)[ua], viability=viability,
+                               lung_logit_offset=ext_a[ua], xp=xp)
+    S = pt.stack([signals[r] for r in d["requests"]])
+    sig_obs = S[d["obs_request"], d["obs_unit"]]
+    dose = d["dose"]
+    mean_cells = pt.exp(log_rec)[ua][d["obs_unit"]] * (sig_obs + fate_model.BACKGROUND_FRACTION * dose)
+    sigma = pm.HalfNormal("sigma", sigma=[ASSAY_INFO[a].noise_sd_prior for a in d["assays"]], dims="assay")
+    sig_row = sigma[d["obs_assay"]]
+    if cont.any():
+        frac = d["measure"][cont] == "fraction_of_dose"
+        m = pt.log(mean_cells[cont] / np.where(frac, dose[cont], 1.0))
+        y = np.where(d["censored"][cont], d["lod"][cont], d["value"][cont])
+        lod = d["lod"][cont]
+        log_lod = np.log(np.where(np.isfinite(lod) & (lod > 0), lod, 1e-300))
+        pm.CustomDist("y", m, sig_row[cont], log_lod, d["censored"][cont], np.zeros(cont.sum()), frac,
+                      logp=fate_model.lognormal_obs_logp, random=fate_model.lognormal_obs_random, observed=y,
+                      dims="obs")
+    if det.any():
+        z = (pt.log(mean_cells[det]) - np.log(d["lod"][det])) / sig_row[det]
+        p = pt.clip(0.5 * pt.erfc(-z / np.sqrt(2.0)), 1e-12, 1 - 1e-12)
+        pm.Bernoulli("detected", p=p, observed=d["value"][det].astype(int), dims="obs_detected")
+
+
+def _species_derived(params, log_kd, delta_sp, species, xp):
+    """Population-level quantities per species for a typical 20 ± 4 µm MSC product, IV bolus, viability 1."""
+    n = len(species)
+    sp = np.array(species)
+    mean = np.full(n, trapping.DEFAULT_DIAMETER_MEAN_UM)
+    sd = np.full(n, trapping.DEFAULT_DIAMETER_SD_UM)
+    kd = pt.exp(log_kd + delta_sp)
+    E = trapping.bed_extractions(mean, sd, params, 0.0, xp)
+    first, p_art = [], []
+    for s in range(n):
+        br = trapping.branches(str(sp[s]))
+        Es = {o: E[o][s] for o in trapping.ORGANS}
+        first.append(trapping.venous_allocation(Es, br)["lung"])
+        p_art.append(trapping.arterial_allocation(Es, br)["lung"])
+    pm.Deterministic("first_pass_lung_fraction_species", pt.stack(first), dims="species")
+    pm.Deterministic("lung_live_half_life_h_species",
+                     math.log(2.0) / (kd + params["krel"] * (1.0 - pt.stack(p_art))), dims="species")
+    out = {}
+    for t in (24.0, 72.0):
+        typical = AnimalDesign(time_h=np.full(n, t), dose_cells=np.ones(n), diameter_mean_um=mean, diameter_sd_um=sd,
+                               route=np.array(["intravenous"] * n), route_organ=np.array([""] * n), species=sp)
+        out[t] = fate_states(typical, params, kd=kd, viability=1.0, lung_logit_offset=0.0, xp=xp,
+                             wanted=tuple(f"{k}_{o}" for k in "XYZ" for o in trapping.ORGANS))
+    pm.Deterministic("fraction_alive_24h_species", sum(out[24.0][f"X_{o}"] for o in trapping.ORGANS), dims="species")
+    for t in (24.0, 72.0):
+        st = out[t]
+        liver = st["X_liver"] + st["Y_liver"] + st["Z_liver"]
+        pm.Deterministic(f"liver_dead_share_{int(t)}h_species", (st["Y_liver"] + st["Z_liver"]) / liver, dims="species")
