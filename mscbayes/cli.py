@@ -24,7 +24,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-KINDS = ("fate", "coculture", "nk")
+KINDS = ("fate", "coculture", "nk", "derived")
 
 
 class UserError(Exception):
@@ -59,6 +59,8 @@ def detect_kind(path: Path) -> str:
     from .data.validation import read_csv_text
 
     cols = set(read_csv_text(path).columns)
+    if "quantity" in cols:
+        return "derived"
     if {"organ", "assay"} & cols:
         return "fate"
     if {"msc_ratio", "donor"} <= cols or "readout" in cols:
@@ -72,10 +74,20 @@ def read_any_table(path: Path, kind: str | None = None):
     from . import data
 
     kind = kind or detect_kind(path)
-    readers = {"fate": data.read_fate_table, "coculture": data.read_coculture_table, "nk": data.read_nk_table}
+    readers = {"fate": data.read_fate_table, "coculture": data.read_coculture_table, "nk": data.read_nk_table,
+               "derived": _read_derived}
     if kind not in readers:
         raise UserError(f"unknown table kind {kind!r}; expected one of {', '.join(KINDS)}")
     return readers[kind](path)
+
+
+def _read_derived(path):
+    """A dataset's derived-quantity table (half-lives, ratios, diameters ...), wrapped like a Table."""
+    from .data.registry import read_derived_table
+    from .data.validation import Table, frame_sha256
+
+    frame = read_derived_table(path)
+    return Table(kind="derived", frame=frame, source=str(path), sha256=frame_sha256(frame))
 
 
 @app.command()

@@ -1,0 +1,90 @@
+"""The command line: the contract shapes of the issues, clear errors, nothing overwritten by accident."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mscbayes.cli import app
+
+runner = CliRunner()
+DESIGN = "analyses/iv_biodistribution.toml"
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_simulate_then_validate(tmp_path):
+    out = tmp_path / "data.csv"
+    r = run("simulate", DESIGN, "--out", out, "--seed", 3)
+    assert r.exit_code == 0, r.output
+    truth = json.loads(out.with_suffix(".truth.json").read_text())
+    assert truth["seed"] == 3 and "kd" in truth["population"]
+    r = run("validate", out)
+    assert r.exit_code == 0 and "OK" in r.output and truth["data_sha256"][:12] in r.output
+
+
+def test_simulate_refuses_to_overwrite_and_keeps_the_file(tmp_path):
+    out = tmp_path / "data.csv"
+    out.write_text("precious\n")
+    r = run("simulate", DESIGN, "--out", out, "--seed", 3)
+    assert r.exit_code == 2 and "--force" in r.output
+    assert out.read_text() == "precious\n"
+    assert run("simulate", DESIGN, "--out", out, "--seed", 3, "--force").exit_code == 0
+
+
+def test_validate_lists_every_problem_with_row_and_column(tmp_path):
+    bad = tmp_path / "bad.csv"
+    good = tmp_path / "good.csv"
+    run("simulate", DESIGN, "--out", good, "--seed", 1)
+    lines = good.read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    row[header.index("route")] = "intravenus"
+    row[header.index("time_h")] = "-1"
+    bad.write_text("\n".join([lines[0], ",".join(row)] + lines[2:]) + "\n")
+    r = run("validate", bad)
+    assert r.exit_code == 1
+    assert "row 2, column 'route'" in r.output and "intravenous" in r.output
+    assert "row 2, column 'time_h'" in r.output
+
+
+def test_design_errors_are_messages_not_tracebacks(tmp_path):
+    d = tmp_path / "d.toml"
+    d.write_text('study = "x"\n[[arms]]\nname = "a"\nroute = "oral"\n')
+    r = run("simulate", d, "--out", tmp_path / "o.csv")
+    assert r.exit_code == 2 and "route" in r.output and "Traceback" not in r.output
+
+
+def test_datasets_list_and_show():
+    r = run("datasets", "list")
+    assert r.exit_code == 0 and "lee2009" in r.output
+    r = run("datasets", "show", "lee2009")
+    assert r.exit_code == 0 and "PMC4154377" in r.output
+    r = run("datasets", "show", "lee2010")
+    assert r.exit_code == 2 and "did you mean 'lee2009'" in r.output
+
+
+def test_fit_refuses_bad_sampler_before_any_work(tmp_path):
+    data = tmp_path / "data.csv"
+    run("simulate", DESIGN, "--out", data, "--seed", 1)
+    r = run("fit", data, "--out", tmp_path / "fit.nc", "--sampler", "stan")
+    assert r.exit_code == 2 and "--sampler" in r.output
+    assert not (tmp_path / "fit.nc").exists()
+
+
+@pytest.mark.slow
+def test_fit_command_contract(tmp_path):
+    d = tmp_path / "d.toml"
+    d.write_text('study = "tiny"\n[[arms]]\nname = "live"\ndose_cells = 5e5\nviability = 0.95\n'
+                 'times_h = [1, 24, 72]\norgans = ["lung", "liver"]\nassays = ["cr51", "bli"]\nanimals_per_time = 2\n')
+    data = tmp_path / "data.csv"
+    assert run("simulate", d, "--out", data, "--seed", 2).exit_code == 0
+    out = tmp_path / "fit.nc"
+    r = run("fit", data, "--out", out, "--seed", 4, "--draws", 40, "--tune", 40, "--chains", 2)
+    assert r.exit_code in (0, 3), r.output          # 3: written but marked untrustworthy (tiny run)
+    assert out.exists() and ("TRUSTWORTHY" in r.output or "UNTRUSTWORTHY" in r.output)
+    assert "kd" in r.output
+    r = run("fit", data, "--out", out, "--seed", 4, "--draws", 40, "--tune", 40, "--chains", 2)
+    assert r.exit_code == 2 and "--force" in r.output
