@@ -65,7 +65,6 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
-from pymc.distributions.dist_math import normal_lcdf
 
 from . import model as fate_model
 from .mechanisms import trapping
@@ -76,7 +75,7 @@ from .mechanisms.fate import AnimalDesign, expected_signals, fate_states
 __all__ = [
     "EVIDENCE_COLUMNS", "KINDS", "QUANTITIES", "EvidenceSelection", "EvidenceError",
     "evidence_frame", "evidence_rows_from_datasets", "build_evidence_model", "summarise_individual",
-    "mean_logp", "range_logp", "bound_logp", "k_of_n_logp", "point_logp", "evidence_logp",
+    "normal_lcdf", "mean_logp", "range_logp", "bound_logp", "k_of_n_logp", "point_logp", "evidence_logp",
     "SPECIES_DERIVED",
 ]
 
@@ -115,6 +114,17 @@ class EvidenceError(ValueError):
 # ============================================================================== likelihood functions (pytensor)
 
 
+def normal_lcdf(mu, sigma, x):
+    """log Φ((x − mu)/sigma) to double precision in both tails (erfcx below −1, log1p(−erfc/2) above)."""
+    z = (x - mu) / sigma
+    zs = z / math.sqrt(2.0)
+    cut = -1.0 / math.sqrt(2.0)   # z = −1; each branch is fed only values in its own domain (safe gradients)
+    zl = pt.minimum(zs, cut)
+    lower = pt.log(pt.erfcx(-zl) / 2.0) - zl**2
+    upper = pt.log1p(-pt.erfc(pt.maximum(zs, cut)) / 2.0)
+    return pt.switch(pt.lt(z, -1.0), lower, upper)
+
+
 def _log_diff_cdf(za, zb):
     """log(Φ(zb) − Φ(za)) for za < zb, stable in both tails."""
     # use the upper tail when both are positive: Φ(zb) − Φ(za) = Φ(−za) − Φ(−zb)
@@ -122,6 +132,11 @@ def _log_diff_cdf(za, zb):
     hi = pt.switch(upper, normal_lcdf(0.0, 1.0, -za), normal_lcdf(0.0, 1.0, zb))
     lo = pt.switch(upper, normal_lcdf(0.0, 1.0, -zb), normal_lcdf(0.0, 1.0, za))
     return hi + pt.log1mexp(pt.minimum(lo - hi, -1e-12))
+
+
+def _f(x):
+    """A float64 tensor (integer inputs such as n and k would otherwise make float32 arithmetic)."""
+    return pt.cast(pt.as_tensor_variable(x), "float64")
 
 
 def _normal_logpdf(x, mu, sd):
@@ -135,11 +150,10 @@ def mean_logp(m, value, sd, n, sigma=None, scale="log"):
     `sigma` the between-subject log-SD parameter (scale "log" only). scale "log": moment-matched
     log-normal mean of n log-normal subjects (module docstring); "normal": ȳ ~ N(q, sd/√n).
     """
-    value = pt.as_tensor_variable(value)
-    n = pt.as_tensor_variable(n)
+    m, value, n = _f(m), _f(value), _f(n)
     if scale == "normal":
-        return _normal_logpdf(value, pt.exp(m), pt.as_tensor_variable(sd) / pt.sqrt(n))
-    cv2 = (pt.as_tensor_variable(sd) / value) ** 2 if sd is not None else pt.expm1(pt.as_tensor_variable(sigma) ** 2)
+        return _normal_logpdf(value, pt.exp(m), _f(sd) / pt.sqrt(n))
+    cv2 = (_f(sd) / value) ** 2 if sd is not None else pt.expm1(_f(sigma) ** 2)
     s_w2 = pt.log1p(cv2)
     s_n2 = pt.log1p(cv2 / n)
     log_v = pt.log(value)
@@ -148,11 +162,13 @@ def mean_logp(m, value, sd, n, sigma=None, scale="log"):
 
 def _truncation(m, sigma, truncated):
     """log P(Y < 1) where the quantity is a fraction of the dose (truncated at 1), else 0."""
-    return pt.switch(truncated, normal_lcdf(0.0, 1.0, (0.0 - m) / sigma), 0.0)
+    return pt.switch(np.asarray(truncated) if isinstance(truncated, bool) else truncated,
+                     normal_lcdf(0.0, 1.0, (0.0 - m) / sigma), 0.0)
 
 
 def range_logp(m, sigma, lo, hi, n, truncated=False):
     """n · log P(lo < Y < hi | Y < 1 if truncated), Y ~ LogNormal(m, σ): every subject inside the range."""
+    m, sigma, lo, hi, n = _f(m), _f(sigma), _f(lo), _f(hi), _f(n)
     za = (pt.log(pt.maximum(lo, TINY)) - m) / sigma
     zb = (pt.log(hi) - m) / sigma
     return n * (_log_diff_cdf(za, zb) - _truncation(m, sigma, truncated))
@@ -160,17 +176,20 @@ def range_logp(m, sigma, lo, hi, n, truncated=False):
 
 def bound_logp(m, sigma, bound, n, upper=True, truncated=False):
     """Censored: n · log P(Y < bound) (upper) or n · log P(Y > bound) (lower), renormalised when truncated at 1."""
+    m, sigma, bound, n = _f(m), _f(sigma), _f(bound), _f(n)
     z = (pt.log(bound) - m) / sigma
     if upper:
         lp = normal_lcdf(0.0, 1.0, z)
     else:
         # P(bound < Y < 1) when truncated, P(Y > bound) otherwise
-        lp = pt.switch(truncated, _log_diff_cdf(z, (0.0 - m) / sigma), normal_lcdf(0.0, 1.0, -z))
+        lp = pt.switch(np.asarray(truncated) if isinstance(truncated, bool) else truncated,
+                       _log_diff_cdf(z, (0.0 - m) / sigma), normal_lcdf(0.0, 1.0, -z))
     return n * (lp - _truncation(m, sigma, truncated))
 
 
 def k_of_n_logp(m, sigma, log_lod, k, n):
     """Binomial(k | n, p) with p = P(Y > LOD) = Φ((m − ln LOD)/σ) (m, LOD in cells)."""
+    m, sigma, log_lod, k, n = _f(m), _f(sigma), _f(log_lod), _f(k), _f(n)
     z = (m - log_lod) / sigma
     log_p = normal_lcdf(0.0, 1.0, z)
     log_q = normal_lcdf(0.0, 1.0, -z)
@@ -180,6 +199,7 @@ def k_of_n_logp(m, sigma, log_lod, k, n):
 
 def point_logp(m, value, log_sd):
     """A single printed value without spread: log-normal density of `value` around q with an assumed log-SD."""
+    m, value, log_sd = _f(m), _f(value), _f(log_sd)
     log_v = pt.log(value)
     return _normal_logpdf(log_v, m, log_sd) - log_v
 
