@@ -22,7 +22,8 @@ Public API (all summaries are DataFrames with a 94 % HDI by default):
 - `simulate_coculture(design, rule, params=None, seed=0)` → co-culture table, truth in ``attrs["truth"]``
 - `CocultureDesign`, `factorial_design(...)`
 - `pathway_contributions`, `blocker_effects`, `induction_by_ratio`, `secretome_effect`, `donor_spread`
-- `fit_rules(table, ...)`, `compare_rules(fits)`, `rule_probabilities(comparison)`
+- `fit_rules(table, ...)`, `compare_rules(fits)`, `rule_probabilities(comparison)`,
+  `donor_log_likelihood(fit)` (new-donor predictive used for leave-one-donor-out)
 - `load_ivanova_todorova_2012()`, `fit_ivanova(...)`
 - `TREG_PRIORS`, `resolve_priors(overrides)`, `prior_table(priors)`
 """
@@ -287,7 +288,8 @@ def encode_conditions(table_or_frame, *, require_values: bool = True) -> Conditi
     """Turn a co-culture table (schema of `mscbayes.data.coculture`) into model arrays.
 
     Cells: r_cells = msc_ratio. Conditioned medium: r_cells = 0 and the soluble exposure is the
-    study's ``cm_equiv_ratio`` parameter (msc_ratio is not used). ``msc_form = none``: no MSC.
+    study's ``cm_equiv_ratio`` parameter (msc_ratio is not used: one conditioned-medium dose per
+    study). ``msc_form = none``: no MSC.
     """
     frame = _frame(table_or_frame).reset_index(drop=True)
     n = len(frame)
@@ -518,6 +520,8 @@ class CocultureDesign:
 
     Ratio 0 (no MSC) rows are controls: they get only the unblocked condition unless
     ``blocked_controls`` is True. ``events_total`` gives beta-binomial counts; None gives percentages.
+    With ``msc_form="conditioned_medium"`` the ratios > 0 are nominal labels only: the model (and so
+    the simulator) exposes every conditioned-medium well to the study's ``cm_equiv_ratio``.
     """
 
     ratios: tuple[float, ...] = (0.0, 0.01, 0.03, 0.1, 0.3)
@@ -546,24 +550,34 @@ class CocultureDesign:
             raise ValueError("ratios must be >= 0")
 
     def conditions(self) -> pd.DataFrame:
-        """One row per well (without values), in the co-culture schema."""
-        rows = []
+        """One row per well (without values), in the co-culture schema.
+
+        Wells without MSC (ratio 0) are controls: in contact, not licensed, one per donor ×
+        monocyte level (× blocker set if ``blocked_controls``), whatever the other factors.
+        """
+        rows, seen = [], set()
         for d in range(1, self.n_donors + 1):
             for mono in self.monocytes:
                 for cont in self.contact:
                     for lic in self.ifng_licensed:
                         for r in self.ratios:
-                            combos = self.blockers if (r > 0 or self.blocked_controls) else ((),)
+                            control = r <= 0
+                            combos = self.blockers if (not control or self.blocked_controls) else ((),)
                             for combo in combos:
                                 for rep in range(1, self.replicates + 1):
-                                    rows.append({
+                                    row = {
                                         "study": self.study, "donor": f"D{d}", "responder": self.responder,
                                         "msc_ratio": float(r),
-                                        "msc_form": self.msc_form if r > 0 else "none",
-                                        "contact": cont, "monocytes": mono, "ifng_licensed": bool(lic),
+                                        "msc_form": "none" if control else self.msc_form,
+                                        "contact": "contact" if control or self.msc_form != "cells" else cont,
+                                        "monocytes": mono, "ifng_licensed": False if control else bool(lic),
                                         "blockers": ";".join(combo), "day": self.day, "readout": self.readout,
                                         "replicate": rep,
-                                    })
+                                    }
+                                    key = tuple(row.values())
+                                    if key not in seen:
+                                        seen.add(key)
+                                        rows.append(row)
         return pd.DataFrame(rows)
 
     def to_dict(self) -> dict:
@@ -844,6 +858,8 @@ def pathway_contributions(fit, *, rule: str | None = None, ratio: float | None =
     largest ratio in the data, monocytes present, in contact, unlicensed, no blockers).
 
     Returns one row per pathway: mean, median, hdi_low, hdi_high, plus the posterior mean weight.
+    Under ``all_required`` every pathway is by definition fully required (loss 1); `blocker_effects`
+    (losses at the blockers' estimated efficiencies) is the informative summary there.
     """
     rule = _rule_of(fit, rule)
     p = posterior_parameters(fit)
