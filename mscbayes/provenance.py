@@ -113,6 +113,9 @@ def sha256_text(text: str) -> str:
 # --------------------------------------------------------------------------- exact table storage
 
 
+NA_TOKEN = "\\N"  # how a missing value is written in stored tables (as PostgreSQL's COPY does)
+
+
 def frame_to_csv(frame: pd.DataFrame) -> str:
     """The canonical CSV text of a table: no index, ``\\n`` line ends, floats in round-trip repr.
 
@@ -122,7 +125,8 @@ def frame_to_csv(frame: pd.DataFrame) -> str:
         raise TypeError(f"expected a pandas DataFrame, got {type(frame).__name__}")
     if not frame.columns.is_unique:
         raise ValueError(f"table has duplicate column names: {list(frame.columns)}")
-    return frame.to_csv(index=False, lineterminator="\n", na_rep="")
+    # missing values get their own token so that an empty string stays an empty string
+    return frame.to_csv(index=False, lineterminator="\n", na_rep=NA_TOKEN)
 
 
 def frame_sha256(frame: pd.DataFrame) -> str:
@@ -165,7 +169,7 @@ def frame_from_csv(text: str, dtypes: Mapping[str, Mapping[str, Any]]) -> pd.Dat
         io.StringIO(text),
         dtype=read_dtypes,
         keep_default_na=False,
-        na_values=[""],
+        na_values=[NA_TOKEN],
     )
     for col, spec in dtypes.items():
         if spec["dtype"] == "category":

@@ -447,12 +447,7 @@ def test_fits_on_different_data_are_not_compared(ivanova_fit, rule_fits):
 
 
 def test_real_fit_saves_and_loads(ivanova_fit, tmp_path):
-    try:
-        path = ivanova_fit.save(tmp_path / "ivanova.nc")
-    except ValueError as err:  # empty `blockers` cells come back as NA from the stored CSV
-        if "blockers" in str(err):
-            pytest.xfail(f"co-culture tables do not round-trip through Fit.save yet: {str(err)[:120]}")
-        raise
+    path = ivanova_fit.save(tmp_path / "ivanova.nc")  # empty `blockers` cells must round-trip
     again = inference.Fit.load(path)
     assert again.hypothesis == "redundant" and again.data_sha256 == ivanova_fit.data_sha256
     pd.testing.assert_frame_equal(treg.secretome_effect(again), treg.secretome_effect(ivanova_fit))
