@@ -200,7 +200,10 @@ def fit(data: Path = typer.Argument(..., help="CSV table (fate: in vivo fate; co
         summary = result.summary()
         keep = [v for v in summary.index if not v.startswith(("z_", "log_kd_animal", "extraction_shift_animal",
                                                              "log_recovery_animal"))]
-        out.print(summary.loc[keep[:40], ["mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk"]].to_string())
+        shown = summary.loc[keep[:40], ["mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk"]]
+        out.print(shown.to_string(), markup=False, highlight=False)
+        if len(keep) > 40:
+            out.print(f"... {len(keep) - 40} more rows: `arviz.summary(Fit.load('{out_path}').idata)`", markup=False)
         colour = "green" if result.trustworthy else "bold red"
         out.print(f"[{colour}]{result.diagnostics.text()}[/]")
         out.print(f"fit written to {out_path} ({result.wall_seconds:.0f} s)")
