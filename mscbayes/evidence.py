@@ -75,7 +75,7 @@ from .mechanisms.fate import AnimalDesign, expected_signals, fate_states
 __all__ = [
     "EVIDENCE_COLUMNS", "KINDS", "QUANTITIES", "EvidenceSelection", "EvidenceError",
     "evidence_frame", "evidence_rows_from_datasets", "build_evidence_model", "summarise_individual",
-    "normal_lcdf", "mean_logp", "range_logp", "bound_logp", "k_of_n_logp", "point_logp", "evidence_logp",
+    "normal_lcdf", "mean_logp", "sd_logp", "range_logp", "bound_logp", "k_of_n_logp", "point_logp", "evidence_logp",
     "SPECIES_DERIVED",
 ]
 
@@ -100,7 +100,7 @@ EVIDENCE_COLUMNS = {
     "viability": np.nan,
     "ref_route": "", "ref_route_organ": "", "ref_time_h": np.nan, "ref_organ": "", "ref_assay": "",
     "window_start_h": DEFAULT_HALF_LIFE_WINDOW_H[0], "window_end_h": DEFAULT_HALF_LIFE_WINDOW_H[1],
-    "value": np.nan, "value_min": np.nan, "value_max": np.nan, "spread_type": "none", "spread": np.nan,
+    "value": np.nan, "value_min": np.nan, "value_max": np.nan, "spread_type": "none", "spread": np.nan, "sd_mode": "",
     "n": np.nan, "k": np.nan, "detection_limit": np.nan, "scale": "log",
     "assumed_log_sd": DEFAULT_ASSUMED_LOG_SD, "calibrated": False,
     "source": "", "location_in_paper": "", "mapping": "",
@@ -160,6 +160,18 @@ def mean_logp(m, value, sd, n, sigma=None, scale="log"):
     return _normal_logpdf(log_v, m + 0.5 * s_w2 - 0.5 * s_n2, pt.sqrt(s_n2)) - log_v
 
 
+def sd_logp(sigma, sd, value, n):
+    """Log density of a reported between-subject SD given the log-SD parameter σ: the SD is turned into a
+    log-scale variance s² = ln(1 + (SD/ȳ)²) and (n − 1)·s²/σ² ~ χ²(n − 1) (density of s²; 0 when n < 2)."""
+    sigma, sd, value, n = _f(sigma), _f(sd), _f(value), _f(n)
+    dof = pt.maximum(n - 1.0, 1.0)
+    s2 = pt.log1p((sd / value) ** 2)
+    x = dof * s2 / sigma**2
+    lp = ((dof / 2.0 - 1.0) * pt.log(x) - x / 2.0 - dof / 2.0 * math.log(2.0) - pt.gammaln(dof / 2.0)
+          + pt.log(dof) - 2.0 * pt.log(sigma))
+    return pt.switch(pt.ge(n, 2.0), lp, 0.0)
+
+
 def _truncation(m, sigma, truncated):
     """log P(Y < 1) where the quantity is a fraction of the dose (truncated at 1), else 0."""
     return pt.switch(np.asarray(truncated) if isinstance(truncated, bool) else truncated,
@@ -208,7 +220,7 @@ def point_logp(m, value, log_sd):
 _MEAN_SD, _MEAN_PARAM, _MEAN_NORMAL, _RANGE, _UPPER, _LOWER, _KOFN, _POINT = range(8)
 
 
-def evidence_logp(value, m, sigma, code, v, sd, lo, hi, n, k, log_lod, truncated):
+def evidence_logp(value, m, sigma, code, v, sd, lo, hi, n, k, log_lod, truncated, has_sd):
     """Pointwise log-likelihood of packed evidence rows (one per row; `code` picks the kind).
 
     Every branch is evaluated on safe placeholder inputs where it does not apply (set in numpy by
@@ -216,7 +228,8 @@ def evidence_logp(value, m, sigma, code, v, sd, lo, hi, n, k, log_lod, truncated
     """
     branches = [
         (_MEAN_SD, mean_logp(m, v, sd, n, scale="log")),
-        (_MEAN_PARAM, mean_logp(m, v, None, n, sigma=sigma, scale="log")),
+        (_MEAN_PARAM, mean_logp(m, v, None, n, sigma=sigma, scale="log")
+         + pt.switch(has_sd, sd_logp(sigma, sd, v, n), 0.0)),
         (_MEAN_NORMAL, mean_logp(m, v, sd, n, scale="normal")),
         (_RANGE, range_logp(m, sigma, lo, hi, n, truncated)),
         (_UPPER, bound_logp(m, sigma, hi, n, upper=True, truncated=truncated)),
@@ -270,7 +283,7 @@ def evidence_frame(rows) -> pd.DataFrame:
     for c in num:
         f[c] = pd.to_numeric(f[c], errors="coerce").astype(float)
     for c in ("row_id", "study", "kind", "quantity", "species", "route", "route_organ", "organ", "assay", "measure",
-              "ref_route", "ref_route_organ", "ref_organ", "ref_assay", "spread_type", "scale", "source",
+              "ref_route", "ref_route_organ", "ref_organ", "ref_assay", "spread_type", "sd_mode", "scale", "source",
               "location_in_paper", "mapping"):
         f[c] = f[c].map(_text)
     f["calibrated"] = f["calibrated"].map(lambda x: str(x).strip().lower() in ("true", "1", "yes"))
@@ -323,6 +336,10 @@ def evidence_frame(rows) -> pd.DataFrame:
                 problems.append(f"{where}: spread_type {r.spread_type} needs spread > 0")
             if r.scale == "normal" and r.spread_type not in ("sd", "sem", "unstated"):
                 problems.append(f"{where}: a normal-scale mean needs an SD or SEM")
+            if r.sd_mode not in ("", "reported", "parameter"):
+                problems.append(f"{where}: sd_mode must be '', 'reported' or 'parameter'")
+            if r.sd_mode == "parameter" and r.quantity != "signal":
+                problems.append(f"{where}: sd_mode 'parameter' needs quantity 'signal' (σ is per assay)")
             if r.scale not in ("log", "normal"):
                 problems.append(f"{where}: scale must be 'log' or 'normal'")
         if r.kind == "range" and not (0 <= r.value_min < r.value_max and r.n >= 1):
@@ -342,11 +359,11 @@ def evidence_frame(rows) -> pd.DataFrame:
 
 
 def summarise_individual(frame: pd.DataFrame, spread_type: str = "sd") -> pd.DataFrame:
-    """Evidence rows (kind mean, quantity signal) from an individual-level fate table: one mean ± SD (or
-    SEM) per (study, arm, time, organ, assay, measure) group of uncensored continuous rows (the consistency
-    check of issue 4: what a paper would print for these animals)."""
-    f = frame[(frame["row_kind"].astype(str) == "individual") & (frame["censored"].astype(str) != "below_limit")
-              & frame["measure"].isin(MEASURES)].copy()
+    """Evidence rows computed from an individual-level fate table, as a paper would print them (the
+    consistency check of issue 4): per (study, arm, time, organ, assay, measure) group of continuous rows,
+    a mean ± SD (or SEM) with n when every value is above the detection limit; a range from 0 to the largest
+    value when some are below it ("< LOD to x"); an upper bound at the limit when all are below it."""
+    f = frame[(frame["row_kind"].astype(str) == "individual") & frame["measure"].isin(MEASURES)].copy()
     keys = ["study", "arm", "species", "route", "route_organ", "dose_cells", "time_h", "organ", "assay", "measure"]
     for c in ("arm", "route_organ"):
         f[c] = f[c].astype(object).where(f[c].notna(), "").astype(str) if c in f else ""
@@ -354,21 +371,30 @@ def summarise_individual(frame: pd.DataFrame, spread_type: str = "sd") -> pd.Dat
     for key, g in f.groupby(keys, sort=False):
         d = dict(zip(keys, key))
         n = len(g)
-        if n < 2:
-            continue
-        sd = float(g["value"].std(ddof=1))
-        rows.append({
+        cens = g["censored"].astype(str).eq("below_limit").to_numpy()
+        vals = g["value"].astype(float).to_numpy()
+        row = {
             "row_id": f"{d['study']}/{d['arm']}/{d['time_h']:g}h/{d['organ']}/{d['assay']}", "study": d["study"],
-            "kind": "mean", "quantity": "signal", "species": d["species"], "route": d["route"],
+            "quantity": "signal", "species": d["species"], "route": d["route"],
             "route_organ": d["route_organ"], "dose_cells": d["dose_cells"], "time_h": d["time_h"],
-            "organ": d["organ"], "assay": d["assay"], "measure": d["measure"],
+            "organ": d["organ"], "assay": d["assay"], "measure": d["measure"], "n": n,
             "diameter_mean_um": float(g["diameter_mean_um"].iloc[0]) if "diameter_mean_um" in g else np.nan,
             "diameter_sd_um": float(g["diameter_sd_um"].iloc[0]) if "diameter_sd_um" in g else np.nan,
             "viability": float(g["viability"].iloc[0]) if "viability" in g else np.nan,
-            "value": float(g["value"].mean()), "spread_type": spread_type,
-            "spread": sd if spread_type == "sd" else sd / math.sqrt(n), "n": n,
-            "mapping": "summary of individual rows", "source": "summarised from the individual table",
-        })
+            "source": "summarised from the individual table",
+        }
+        if cens.all():
+            row.update(kind="upper_bound", value_max=float(vals.max()), mapping="all below the detection limit")
+        elif cens.any():
+            row.update(kind="range", value_min=0.0, value_max=float(vals[~cens].max()),
+                       mapping="some below the detection limit: range from 0 to the largest value")
+        elif n >= 2:
+            sd = float(vals.std(ddof=1))
+            row.update(kind="mean", value=float(vals.mean()), spread_type=spread_type,
+                       spread=sd if spread_type == "sd" else sd / math.sqrt(n), mapping="mean of individual rows")
+        else:
+            row.update(kind="point", value=float(vals[0]), mapping="single animal")
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -638,18 +664,22 @@ def _pack(f: pd.DataFrame):
     k = np.zeros(n_rows)
     log_lod = np.zeros(n_rows)
     uses_sigma_param = np.zeros(n_rows, dtype=bool)
+    has_sd = np.zeros(n_rows, dtype=bool)
     for i, r in f.iterrows():
         is_signal = r.quantity == "signal"
         if r.kind == "mean":
             nn = float(r.n)
+            reported = r.spread_type in ("sd", "sem", "unstated")
+            mode = r.sd_mode or ("parameter" if is_signal else "reported")
             if r.scale == "normal":
                 code[i] = _MEAN_NORMAL
-            elif r.spread_type in ("sd", "sem", "unstated"):
+            elif reported and mode == "reported":
                 code[i] = _MEAN_SD
             else:
                 code[i] = _MEAN_PARAM
-                uses_sigma_param[i] = is_signal
-            if r.spread_type in ("sd", "sem", "unstated"):
+                uses_sigma_param[i] = True
+                has_sd[i] = reported
+            if reported:
                 sd[i] = r.spread if r.spread_type == "sd" else r.spread * math.sqrt(nn)
             v[i], n[i] = r.value, nn
         elif r.kind == "range":
@@ -674,7 +704,7 @@ def _pack(f: pd.DataFrame):
     observed = np.where(code == _KOFN, k, np.where(np.isin(code, [_RANGE, _LOWER]), lo,
                                                   np.where(code == _UPPER, hi, v)))
     return dict(code=code, v=v, sd=sd, lo=lo, hi=hi, n=n, k=k, log_lod=log_lod, truncated=truncated,
-                uses_sigma_param=uses_sigma_param, observed=observed)
+                has_sd=has_sd, uses_sigma_param=uses_sigma_param, observed=observed)
 
 
 def build_evidence_model(evidence_rows, priors=None, fate_frame: pd.DataFrame | None = None) -> pm.Model:
@@ -753,7 +783,7 @@ def build_evidence_model(evidence_rows, priors=None, fate_frame: pd.DataFrame | 
         else:
             sig = pt.as_tensor_variable(f["assumed_log_sd"].to_numpy())
         pm.CustomDist("evidence", m_rows, sig, pk["code"], pk["v"], pk["sd"], pk["lo"], pk["hi"], pk["n"], pk["k"],
-                      pk["log_lod"], pk["truncated"], logp=evidence_logp, observed=pk["observed"],
+                      pk["log_lod"], pk["truncated"], pk["has_sd"], logp=evidence_logp, observed=pk["observed"],
                       dims="evidence_row")
 
         if d_fate is not None:

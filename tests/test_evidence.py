@@ -57,6 +57,15 @@ def test_mean_with_sigma_parameter_and_normal_scale_match_scipy():
     assert _eval(ev.mean_logp(M, 0.32, 0.07, 6, scale="normal")) == pytest.approx(want, rel=1e-10)
 
 
+def test_reported_sd_is_data_on_the_between_subject_sigma():
+    sd, value, n = 0.12, 0.33, 5
+    s2 = math.log1p((sd / value) ** 2)
+    # (n − 1) s² / σ² ~ χ²(n − 1): density of s² = χ² density × (n − 1)/σ²
+    want = stats.chi2(n - 1).logpdf((n - 1) * s2 / SIGMA**2) + math.log((n - 1) / SIGMA**2)
+    assert _eval(ev.sd_logp(SIGMA, sd, value, n)) == pytest.approx(want, rel=1e-10)
+    assert _eval(ev.sd_logp(SIGMA, sd, value, 1)) == 0.0
+
+
 def test_range_every_subject_inside_matches_scipy():
     Y = stats.lognorm(s=SIGMA, scale=0.3)
     lo, hi, n = 0.27, 0.335, 4
@@ -93,19 +102,22 @@ def test_point_value_and_packed_likelihood_agree_with_the_kinds():
     assert _eval(ev.point_logp(math.log(24.0), 20.0, 0.35)) == pytest.approx(want, rel=1e-10)
     b = dict(study="s", species="mouse", organ="lung", assay="cr51", time_h=1.0, measure="cells")
     rows = ev.evidence_frame([dict(b, **r) for r in [
-        dict(row_id="a", kind="mean", quantity="signal", spread_type="sd", spread=0.12, value=0.33, n=5),
+        dict(row_id="a", kind="mean", quantity="signal", spread_type="sd", spread=0.12, value=0.33, n=5,
+             sd_mode="reported"),
         dict(row_id="b", kind="range", quantity="signal", value_min=0.27, value_max=0.335, n=4),
         dict(row_id="c", kind="upper_bound", quantity="signal", value_max=0.5, n=3),
         dict(row_id="d", kind="lower_bound", quantity="signal", value_min=0.2),
         dict(row_id="e", kind="point", quantity="half_life", value=20.0, assumed_log_sd=0.35),
-        dict(row_id="f", kind="mean", quantity="signal", spread_type="sem", spread=0.03, value=0.33, n=5),
+        dict(row_id="f", kind="mean", quantity="signal", spread_type="sem", spread=0.03, value=0.33, n=5,
+             sd_mode="reported"),
+        dict(row_id="g", kind="mean", quantity="signal", spread_type="sd", spread=0.12, value=0.33, n=5),
     ]])
     pk = ev._pack(rows)
-    m = np.array([M, M, M, M, math.log(24.0), M])
-    sig = np.array([SIGMA, SIGMA, SIGMA, SIGMA, 0.35, SIGMA])
+    m = np.array([M, M, M, M, math.log(24.0), M, M])
+    sig = np.array([SIGMA, SIGMA, SIGMA, SIGMA, 0.35, SIGMA, SIGMA])
     got = _eval(ev.evidence_logp(pt.as_tensor(pk["observed"]), pt.as_tensor(m), pt.as_tensor(sig), pk["code"],
                                  pk["v"], pk["sd"], pk["lo"], pk["hi"], pk["n"], pk["k"], pk["log_lod"],
-                                 pk["truncated"]))
+                                 pk["truncated"], pk["has_sd"]))
     Y = stats.lognorm(s=SIGMA, scale=0.3)
     cv2 = (0.12 / 0.33) ** 2
     sem_cv2 = (0.03 * math.sqrt(5) / 0.33) ** 2
@@ -118,6 +130,7 @@ def test_point_value_and_packed_likelihood_agree_with_the_kinds():
         stats.lognorm(s=0.35, scale=24.0).logpdf(20.0),
         stats.lognorm(s=math.sqrt(math.log1p(sem_cv2 / 5)),
                       scale=0.3 * math.exp(0.5 * math.log1p(sem_cv2) - 0.5 * math.log1p(sem_cv2 / 5))).logpdf(0.33),
+        _eval(ev.mean_logp(M, 0.33, None, 5, sigma=SIGMA)) + _eval(ev.sd_logp(SIGMA, 0.12, 0.33, 5)),
     ]
     np.testing.assert_allclose(got, want, rtol=1e-9)
 
@@ -212,7 +225,7 @@ def test_bundled_selection_is_documented_and_the_model_builds_finite():
 # ------------------------------------------------------------------------------------ consistency (slow)
 
 TRUTH = {"kd": 0.1, "krel": 0.01, "sd_animal_kd": 0.1, "sd_animal_extraction": 0.2, "sd_animal_recovery": 0.1,
-         "sigma_cr51": 0.2, "sigma_bli": 0.4}
+         "sigma_dna_qpcr": 0.3, "sigma_bli": 0.4}
 
 
 @pytest.mark.slow
@@ -220,17 +233,18 @@ def test_summaries_agree_with_individual_data():
     from mscbayes.inference import SamplerSettings, sample
     from mscbayes.model import build_model
 
-    arm = Arm(name="live", dose_cells=5e5, viability=0.95, times_h=(1.0, 4.0, 24.0, 72.0), organs=("lung", "liver"),
-              assays=("cr51", "bli"), animals_per_time=3)
+    # small on purpose (lung only, live + material assays): compiling the two models dominates the run time
+    arm = Arm(name="live", dose_cells=5e5, viability=0.95, times_h=(1.0, 4.0, 24.0, 72.0), organs=("lung",),
+              assays=("dna_qpcr", "bli"), animals_per_time=3)
     table = read_fate_table(simulate(Design(study="virtual", arms=(arm,)), params=TRUTH, seed=5))
     summaries = ev.summarise_individual(table.frame)
-    assert len(summaries) == 16 and (summaries["n"] == 3).all()
+    assert len(summaries) == 8 and (summaries["n"] == 3).all() and "mean" in set(summaries.kind)
     settings = SamplerSettings(draws=200, tune=200, chains=2, target_accept=0.9)
     ind = sample(build_model(table.frame), settings=settings, seed=1, progress=False)
     summ = sample(ev.build_evidence_model(summaries), settings=settings, seed=1, progress=False)
-    assert "evidence" in summ.log_likelihood and summ.log_likelihood["evidence"].shape[-1] == 16
+    assert "evidence" in summ.log_likelihood and summ.log_likelihood["evidence"].shape[-1] == 8
     for name_ind, name_ev in (("log_kd", "log_kd"),
-                              ("first_pass_lung_fraction", "first_pass_lung_fraction_species")):
+                              ("lung_live_half_life_h", "lung_live_half_life_h_species")):
         a = ind.posterior[name_ind].values.reshape(-1)
         b = summ.posterior[name_ev].sel(species="mouse").values.reshape(-1) if name_ev.endswith("species") \
             else summ.posterior[name_ev].values.reshape(-1)
