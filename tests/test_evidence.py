@@ -222,6 +222,18 @@ def test_bundled_selection_is_documented_and_the_model_builds_finite():
     assert all(np.isfinite(np.sum(x)) for x in logp)
 
 
+def test_individual_table_is_fitted_jointly_on_shared_study_levels():
+    arm = Arm(name="live", dose_cells=5e5, viability=0.95, times_h=(1.0, 24.0), organs=("lung",),
+              assays=("dna_qpcr", "bli"), animals_per_time=2)
+    table = read_fate_table(simulate(Design(study="virtual", arms=(arm,)), params={"kd": 0.1}, seed=5))
+    model = ev.build_evidence_model(ev.evidence_rows_from_datasets(), fate_frame=table.frame)
+    assert list(model.coords["study"]) == ["lee2009", "toma2009", "virtual"]
+    assert {v.name for v in model.observed_RVs} == {"evidence", "y"}
+    assert model["log_kd_animal"].ndim == 1 and "log_kd_study" in model.named_vars
+    logp = model.compile_logp(sum=False, mode=FAST)(model.initial_point())
+    assert all(np.isfinite(np.sum(x)) for x in logp)
+
+
 # ------------------------------------------------------------------------------------ consistency (slow)
 
 TRUTH = {"kd": 0.1, "krel": 0.01, "sd_animal_kd": 0.1, "sd_animal_extraction": 0.2, "sd_animal_recovery": 0.1,
