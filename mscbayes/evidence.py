@@ -523,7 +523,7 @@ def evidence_rows_from_datasets(names=None, include_comparators: bool = False, a
         lines = d["x_literature_row"].astype(int) if "x_literature_row" in d else pd.Series(range(2, len(d) + 2))
         diam = _diameter_by_study(d)
         for (_, r), line in zip(d.iterrows(), lines):
-            what = _text(r.get("condition")) or _text(r.get("tissue"))
+            what = " / ".join(x for x in (_text(r.get("tissue")), _text(r.get("condition"))) if x)
             base = dict(study=name, line=int(line), quantity=r.quantity, what=what[:70])
             msc = str(r.msc).strip().lower() == "true"
             if not msc and not include_comparators:
@@ -610,8 +610,8 @@ def _generic_reason(r, design) -> str:
     if design["organ"] and design["organ"] not in _MODEL_ORGANS:
         return f"organ '{design['organ']}' is not a model organ"
     if not design["organ"]:
-        return (f"tissue '{_text(r.tissue)}' is a sample of a compartment (or no model organ): the model has no "
-                "per-tissue share of 'rest'")
+        return ("the tissue (see `what`) is not a model organ: a sample of the 'rest' compartment (or heart, brain), "
+                "and the model has no per-tissue share of 'rest'")
     if design["assay"] and design["assay"] not in ASSAYS:
         return f"assay '{design['assay']}' is not in the assay vocabulary"
     if q == "k_of_n" and _text(r.unit) not in ("animals", "mice", "rats", "subjects", "patients"):
