@@ -21,8 +21,12 @@ Likelihood kinds (`kind`), written against pytensor (`*_logp` below; tests compa
     mean          group mean with SD or SEM and n. scale "log" (default, positive quantities): subjects are
                   log-normal around q; the mean of n log-normals is moment-matched to a log-normal
                   (Fenton–Wilkinson): ln ȳ ~ N(m + s_w²/2 − s_n²/2, s_n), s_w² = ln(1 + cv²),
-                  s_n² = ln(1 + cv²/n), cv = SD/ȳ (SD = SEM·√n). Without a usable SD (`spread_type` none)
-                  the between-subject log-SD σ is a model parameter: cv² = exp(σ²) − 1.
+                  s_n² = ln(1 + cv²/n), cv = SD/ȳ (SD = SEM·√n): `sd_mode` "reported", the SD taken as
+                  known (the default for derived quantities, which have no σ parameter).
+                  `sd_mode` "parameter" (the default for signal rows, and whenever no SD is printed): σ, the
+                  between-subject log-SD, is a parameter per assay pooled over groups, cv² = exp(σ²) − 1, and a
+                  reported SD is data on σ: (n − 1)·ln(1 + cv_obs²)/σ² ~ χ²(n − 1) (`sd_logp`), so an SD from
+                  3 animals is not taken as exact.
                   scale "normal": ȳ ~ N(q, SD/√n) (for fractions near 1, e.g. an extraction of 0.92).
                   A ± of unstated type is taken as an SEM (the wider, conservative reading).
     range         every one of n subjects inside [lo, hi]: n · log P(lo < Y < hi), Y ~ LogNormal(m, σ)
