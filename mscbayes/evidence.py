@@ -338,6 +338,8 @@ def evidence_frame(rows) -> pd.DataFrame:
                 problems.append(f"{where}: a mean needs n ≥ 1")
             if r.spread_type in ("sd", "sem", "unstated") and not (r.spread > 0):
                 problems.append(f"{where}: spread_type {r.spread_type} needs spread > 0")
+            if r.quantity != "signal" and r.spread_type not in ("sd", "sem", "unstated"):
+                problems.append(f"{where}: a mean of a derived quantity needs its SD or SEM (or use kind 'point')")
             if r.scale == "normal" and r.spread_type not in ("sd", "sem", "unstated"):
                 problems.append(f"{where}: a normal-scale mean needs an SD or SEM")
             if r.sd_mode not in ("", "reported", "parameter"):
