@@ -55,6 +55,9 @@ __all__ = [
     "pareto_k_table",
     "compare_models",
     "verdict_text",
+    "HypothesisComparison",
+    "compare_fits",
+    "kfold_group_elpd",
 ]
 
 #: Name of the summed log-likelihood variable in the grouped InferenceData.
@@ -362,3 +365,218 @@ def verdict_text(table: pd.DataFrame, pareto_k: pd.DataFrame, group: str | None)
     if n < 10:
         parts.append(f"With only {n} {unit}s the comparison rests on few units; treat the weights as indicative.")
     return " ".join(parts)
+
+
+# =========================================================================== in vivo hypotheses
+
+#: Number of folds of the exact K-fold fallback (by group) when PSIS-LOO is unreliable.
+KFOLD_DEFAULT = 5
+
+
+@dataclass
+class HypothesisComparison(Comparison):
+    """`Comparison` of fitted hypotheses plus what the comparison rests on.
+
+    method: "psis-loo" or "kfold" (exact K-fold by group, used when any Pareto k > good_k);
+    kfold: per model the held-out elpd per group when K-fold ran; names: model name → source (path or label).
+    """
+
+    method: str = "psis-loo"
+    kfold: dict = field(default_factory=dict, repr=False)
+    names: dict = field(default_factory=dict)
+    psis_table: pd.DataFrame | None = field(default=None, repr=False)
+
+    def verdict_text(self) -> str:
+        return self.verdict
+
+    def separated(self, a: str, b: str, z: float = 2.0) -> bool:
+        """True when the elpd difference between models a and b exceeds z standard errors."""
+        t = self.table
+        d = abs(float(t.loc[a, "elpd_loo"]) - float(t.loc[b, "elpd_loo"]))
+        best = str(t.index[0])
+        if best in (a, b):
+            other = b if best == a else a
+            se = float(t.loc[other, "dse"])
+        else:
+            se = math.hypot(float(t.loc[a, "dse"]), float(t.loc[b, "dse"]))
+        return bool(d > z * se) if se > 0 else d > 0
+
+    def save(self, path, *, force: bool = False):
+        """Write the table, the Pareto-k table, the verdict and the data hash to one NetCDF file."""
+        from pathlib import Path
+
+        from .provenance import atomic_write, ensure_writable
+
+        target = Path(path)
+        ensure_writable(target, force=force, what="comparison file")
+        table = self.table.copy()
+        ds = xr.Dataset({c: ("model", table[c].to_numpy(dtype=float)) for c in table.columns
+                         if pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])},
+                        coords={"model": [str(m) for m in table.index]})
+        k = self.pareto_k
+        unit = self.group or "obs"
+        ds["pareto_k"] = ("k_row", k["pareto_k"].to_numpy(dtype=float))
+        ds = ds.assign_coords(k_model=("k_row", k["model"].astype(str).to_numpy()),
+                              k_group=("k_row", k[unit].astype(str).to_numpy() if unit in k else np.arange(len(k)).astype(str)))
+        ds.attrs.update({"verdict": self.verdict, "data_sha256": self.data_sha256, "group": str(self.group),
+                         "method": self.method, "sources": repr(self.names)})
+        atomic_write(target, lambda p: ds.to_netcdf(str(p), engine="h5netcdf"), force=force, what="comparison file")
+        return target
+
+
+def _load_fit(obj: Any):
+    from pathlib import Path
+
+    if isinstance(obj, (str, Path)):
+        from .inference import Fit
+
+        return Fit.load(obj, rebuild=False), str(obj)
+    return obj, None
+
+
+def _labels_for(fit: Any, group: str) -> dict | None:
+    """Observation labels of a mechanism or fate fit (None for kinds that carry their own grouping)."""
+    kind = getattr(fit, "kind", None)
+    data = getattr(fit, "data", None)
+    if kind not in ("mechanisms", "fate") or data is None:
+        return None
+    from .hypotheses_model import observation_groups
+
+    labels = observation_groups(data, "study" if group == "study" else "animal")
+    ll = fit.idata.log_likelihood
+    return {k: v for k, v in labels.items() if k in ll}
+
+
+def compare_fits(fits: Any, *, group: str = "animal", out: Any = None, seed: int = 0, kfold: bool | str = "auto",
+                 k_folds: int = KFOLD_DEFAULT, kfold_settings: Any = None, force: bool = False) -> HypothesisComparison:
+    """Compare fits of competing hypotheses on the same data: leave-one-animal-out (or -study-out) PSIS-LOO,
+    stacking and BB-pseudo-BMA weights, a Pareto-k table, and exact K-fold by group when k is high.
+
+    fits: paths of saved fits, Fit objects, or a mapping name → either (names default to the hypothesis,
+    else the file stem); group: "animal" or "study" (mechanism fits), or any grouping `compare_models`
+    understands; kfold: "auto" (when any Pareto k > good_k), True (always) or False (never);
+    k_folds: folds of the fallback; kfold_settings: SamplerSettings for the refits (default: each fit's own);
+    out: also save the comparison there. Raises `DataMismatchError` for fits made on different data.
+    """
+    if isinstance(fits, Mapping):
+        items = list(fits.items())
+    else:
+        items = [(None, f) for f in fits]
+    loaded: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, obj in items:
+        fit, src = _load_fit(obj)
+        if name is None:
+            from pathlib import Path
+
+            name = getattr(fit, "hypothesis", None) or (Path(src).stem if src else f"model{len(loaded) + 1}")
+        if name in loaded:
+            name = f"{name}#{len(loaded) + 1}"
+        loaded[str(name)] = fit
+        sources[str(name)] = src or str(name)
+    if len(loaded) < 2:
+        raise ValueError("compare_fits needs at least two fits")
+    kinds = {getattr(f, "kind", None) for f in loaded.values()}
+    if len(kinds) > 1 and not kinds <= {"mechanisms", "fate"}:
+        raise DataMismatchError(f"the fits are of different model kinds {sorted(map(str, kinds))}; "
+                                "only models of the same data can be compared")
+    labels = {n: lab for n, f in loaded.items() if (lab := _labels_for(f, group)) is not None}
+    base = compare_models(loaded, group=group, labels=labels or None, seed=seed)
+    result = HypothesisComparison(table=base.table, pareto_k=base.pareto_k, loo=base.loo, group=base.group,
+                                  data_sha256=base.data_sha256, verdict=base.verdict, names=sources)
+    run_kfold = kfold is True or (kfold == "auto" and not base.reliable)
+    if run_kfold:
+        result = _with_kfold(result, loaded, labels, group, k_folds, kfold_settings, seed)
+    t = result.table
+    if len(t) > 1 and not result.separated(str(t.index[0]), str(t.index[1])):
+        result.verdict += (f" In plain words: these data do not separate '{t.index[0]}' from '{t.index[1]}'; "
+                           "a design that perturbs what distinguishes them is needed to tell them apart.")
+    if out is not None:
+        result.save(out, force=force)
+    return result
+
+
+def kfold_group_elpd(fit: Any, labels: Mapping[str, Sequence], k_folds: int = KFOLD_DEFAULT, *,
+                     settings: Any = None, seed: int = 0) -> pd.Series:
+    """Exact K-fold by group: for each fold, the model is refitted with the fold's observations weighted
+    0 (its `w_<var>` pm.Data), then the weights are set back to 1 and the held-out groups are scored with
+    the refitted posterior: elpd_g = log mean_s exp(Σ_{i∈g} log p(y_i | θ_s)). The model is built once
+    and only its data are swapped between folds. Returns elpd per group (Series)."""
+    import pymc as pm
+    from scipy.special import logsumexp
+
+    from .inference import sample
+
+    model = fit.model()
+    weights = getattr(model, "mscbayes_weights", None)
+    if not weights:
+        raise ValueError(f"K-fold needs a model with observation weights (mechanism models); kind {fit.kind!r} has none")
+    groups = list(dict.fromkeys(np.concatenate([np.asarray(v) for v in labels.values()])))
+    rng = np.random.default_rng(seed)
+    fold_of = dict(zip(groups, rng.permutation(np.arange(len(groups)) % max(1, min(k_folds, len(groups))))))
+    settings = settings or fit.settings
+    elpd = {}
+    try:
+        for k in sorted(set(fold_of.values())):
+            held = {g for g, f in fold_of.items() if f == k}
+            with model:
+                pm.set_data({weights[v].name: (~np.isin(np.asarray(lab), list(held))).astype(float)
+                             for v, lab in labels.items() if v in weights})
+            idata = sample(model, settings=settings, seed=int(seed) + k, progress=False)
+            with model:
+                pm.set_data({weights[v].name: np.ones(len(lab)) for v, lab in labels.items() if v in weights})
+                ll = pm.compute_log_likelihood(idata, model=model, extend_inferencedata=False, progressbar=False)
+            for g in held:
+                total = 0.0
+                for v, lab in labels.items():
+                    mask = np.asarray(lab) == g
+                    if mask.any():
+                        arr = ll[v].values.reshape(ll[v].sizes["chain"] * ll[v].sizes["draw"], -1)
+                        total = total + arr[:, mask].sum(axis=1)
+                elpd[g] = float(logsumexp(total) - np.log(len(total)))
+    finally:
+        with model:
+            pm.set_data({weights[v].name: np.ones(len(lab)) for v, lab in labels.items() if v in weights})
+    return pd.Series(elpd).reindex(groups)
+
+
+def _with_kfold(result: HypothesisComparison, fits: dict, labels: dict, group: str, k_folds: int,
+                settings: Any, seed: int) -> HypothesisComparison:
+    elpds = {}
+    loos = {}
+    for name, fit in fits.items():
+        lab = labels.get(name)
+        if lab is None:
+            raise ValueError(f"K-fold by {group} needs observation labels for {name!r}")
+        e = kfold_group_elpd(fit, lab, k_folds, settings=settings, seed=seed)
+        elpds[name] = e
+        base = result.loo[name]
+        new = base.copy()
+        loo_i = base.loo_i.copy()
+        order = [str(g) for g in loo_i.coords[loo_i.dims[0]].values] if loo_i.dims and loo_i.dims[0] in loo_i.coords else None
+        values = e.reindex(order).to_numpy() if order is not None and set(order) <= set(map(str, e.index)) else e.to_numpy()
+        loo_i.values = values
+        new["loo_i"] = loo_i
+        new["elpd_loo"] = float(values.sum())
+        new["se"] = float(np.sqrt(len(values) * np.var(values)))
+        new["pareto_k"] = xr.zeros_like(base.pareto_k)
+        new["warning"] = False
+        loos[name] = new
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = az.compare(loos, ic="loo", method="stacking")
+        bb = az.compare(loos, ic="loo", method="BB-pseudo-BMA", seed=seed)
+    table = table.copy()
+    table["weight_bb_pseudo_bma"] = bb["weight"].reindex(table.index)
+    table["n_groups"] = [int(loos[m].n_data_points) for m in table.index]
+    table["good_k"] = np.nan
+    table["n_high_k"] = 0
+    table.index.name = "model"
+    psis_bad = result.pareto_k.loc[~result.pareto_k["ok"]]
+    verdict = verdict_text(table, result.pareto_k.assign(ok=True), group)
+    verdict = verdict.replace("PSIS-LOO", f"exact {k_folds}-fold cross-validation")
+    verdict += (f" PSIS-LOO was not trusted here ({len(psis_bad)} Pareto k above the threshold), so every model "
+                f"was refitted {k_folds} times with whole {group}s held out.")
+    return HypothesisComparison(table=table, pareto_k=result.pareto_k, loo=loos, group=group,
+                                data_sha256=result.data_sha256, verdict=verdict, method="kfold", kfold=elpds,
+                                names=result.names, psis_table=result.table)

@@ -214,11 +214,28 @@ def study_effects(pr: dict[str, Prior], log_kd, n_studies: int, parameterisation
 def build_model(frame: pd.DataFrame, priors=None, hypothesis: str | None = None) -> pm.Model:
     """PyMC model of the exact kinetic core for a validated fate table (individual rows).
 
-    frame: `read_fate_table(...).frame`; priors: None, a prior table or TOML-style overrides;
-    hypothesis: None (kinetics only; the H0–H4 effect models are built by mscbayes.hypotheses).
+    frame: `read_fate_table(...).frame`, or a combined in vivo frame (`mscbayes.data.outcomes.read_invivo_table`);
+    priors: None, a prior table or TOML-style overrides;
+    hypothesis: None (kinetics only, the default) or one of H0, H1, H2, H3, H4, H_mix: the mechanism model
+    (immune handling + the shared regulatory-effect compartment driven by that hypothesis,
+    `mscbayes.hypotheses_model.build_mechanism_model`), which needs outcome rows to tell hypotheses apart.
     """
+    from .mechanisms.hypotheses import HYPOTHESES
+
+    if hypothesis in HYPOTHESES:
+        from .hypotheses_model import build_mechanism_model
+
+        return build_mechanism_model(frame, priors, hypothesis)
     if hypothesis not in (None, "", "kinetics"):
-        raise ModelDataError(f"hypothesis {hypothesis!r} is not part of the kinetics-only fate model")
+        raise ModelDataError(f"hypothesis {hypothesis!r} is not part of the kinetics-only fate model; "
+                             f"mechanism hypotheses are {', '.join(HYPOTHESES)}")
+    if "part" in frame.columns:  # a combined in vivo table: the kinetics-only model fits its fate rows
+        from .data.outcomes import split_parts
+
+        parts = split_parts(frame)
+        if "fate" not in parts:
+            raise ModelDataError("the table has no fate rows for the kinetics-only model; pass --hypothesis H0..H4")
+        frame = parts["fate"]
     pr = resolve_priors(priors)
     d = prepare(frame)
     f = d["frame"]
@@ -332,4 +349,14 @@ def _build_for_registry(frame: pd.DataFrame, priors: dict, hypothesis: str | Non
     return build_model(frame, priors, hypothesis)
 
 
-registry.register(registry.ModelKind(name="fate", build=_build_for_registry, read_table=read_fate_table), replace=True)
+def _read_table_for_registry(obj):
+    """Fate tables read exactly as `read_fate_table`; combined tables (fate + outcome + NK rows) too."""
+    from .data.outcomes import read_invivo_table
+
+    return read_invivo_table(obj)
+
+
+registry.register(registry.ModelKind(name="fate", build=_build_for_registry, read_table=_read_table_for_registry),
+                  replace=True)
+
+from . import hypotheses_model  # noqa: E402,F401  registers the "mechanisms" kind

@@ -34,11 +34,13 @@ import pandas as pd
 
 from . import __version__
 from .mechanisms import assays as assay_mod
-from .mechanisms import trapping
+from .mechanisms import hypotheses as hyp_mod
+from .mechanisms import immune, trapping
 from .mechanisms.fate import AnimalDesign, expected_signals
 from .priors import DEFAULT_PRIORS, KINETIC_RATES, SIZE_PARAMS, Prior
 
 MEASURES = ("fraction_of_dose", "cells")
+OUTCOME_READOUTS = ("treg_pct_of_cd4", "macrophage_il10_pct", "cytokine_pg_ml", "disease_score")
 
 
 class DesignError(ValueError):
@@ -61,6 +63,13 @@ class Arm:
     organs: tuple[str, ...] = ("lung", "liver", "spleen")
     assays: tuple[str, ...] = ("cr51",)
     animals_per_time: int = 3
+    # experimental arm (mscbayes.mechanisms.immune.TREATMENTS / DEPLETIONS) and outcome readouts
+    treatment: str = "live"
+    depletion: str = "none"
+    outcome_times_h: tuple[float, ...] = ()
+    readouts: tuple[str, ...] = ()
+    cytokines: tuple[str, ...] = ("IL-6",)
+    outcome_animals_per_time: int = 3
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,14 @@ class Design:
     arms: tuple[Arm, ...] = ()
     target_flow_fraction: float = trapping.DEFAULT_TARGET_FLOW_FRACTION
     detection_limits: dict = field(default_factory=dict)   # assay -> limit in the unit of `measure`
+    hypothesis: str = ""          # H0..H4 / H_mix: simulate outcomes under this mechanism (simulate_mechanisms)
+    truth: dict = field(default_factory=dict)   # generating parameters overriding the defaults
+
+    @property
+    def mechanistic(self) -> bool:
+        """True when the design needs the immune/hypothesis simulator (arms, depletions or outcome readouts)."""
+        return bool(self.hypothesis) or any(
+            a.treatment != "live" or a.depletion != "none" or a.readouts for a in self.arms)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,6 +95,7 @@ class Design:
 
 _ARM_FIELDS = {f for f in Arm.__dataclass_fields__}
 _DESIGN_FIELDS = {f for f in Design.__dataclass_fields__} - {"arms"}
+_NO_CELLS = ("microspheres", "conditioned_medium", "vehicle")
 
 
 def _check_choice(where, key, value, allowed, problems):
@@ -90,7 +108,7 @@ def _check_choice(where, key, value, allowed, problems):
 def design_from_dict(doc: dict, source: str = "<design>") -> Design:
     """Build and check a Design from a parsed TOML document; every problem is reported at once."""
     problems = []
-    unknown = set(doc) - _DESIGN_FIELDS - {"arms", "truth", "priors", "sampler", "analysis"}
+    unknown = set(doc) - _DESIGN_FIELDS - {"arms", "priors", "sampler", "analysis"}
     for k in sorted(unknown):
         hint = difflib.get_close_matches(k, sorted(_DESIGN_FIELDS | {"arms"}), n=1)
         problems.append(f"{source}: unknown key {k!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
@@ -112,10 +130,24 @@ def design_from_dict(doc: dict, source: str = "<design>") -> Design:
         if "name" not in kw:
             problems.append(f"{where}: missing 'name'")
             continue
-        for k in ("times_h", "organs", "assays"):
+        for k in ("times_h", "organs", "assays", "outcome_times_h", "readouts", "cytokines"):
             if k in kw:
                 kw[k] = tuple(kw[k])
+        if "times_h" not in kw and kw.get("readouts"):
+            kw["times_h"] = ()
+        if not kw.get("times_h") and "assays" not in kw:
+            kw["assays"] = ()
         arm = Arm(**kw)
+        _check_choice(where, "treatment", arm.treatment, tuple(immune.TREATMENTS), problems)
+        _check_choice(where, "depletion", arm.depletion, tuple(immune.DEPLETIONS), problems)
+        for r in arm.readouts:
+            _check_choice(where, "readout", r, OUTCOME_READOUTS, problems)
+        if arm.readouts and not arm.outcome_times_h:
+            problems.append(f"{where}: readouts need outcome_times_h (hours)")
+        if arm.treatment in _NO_CELLS and arm.assays and arm.times_h:
+            problems.append(f"{where}: a {arm.treatment} arm has no cells to track; drop its assays/times_h")
+        if any((not isinstance(t, (int, float))) or t < 0 for t in arm.outcome_times_h):
+            problems.append(f"{where}: outcome_times_h must be hours ≥ 0, got {list(arm.outcome_times_h)}")
         _check_choice(where, "route", arm.route, trapping.ROUTES, problems)
         for o in arm.organs:
             _check_choice(where, "organ", o, trapping.ORGANS + ("whole_body",), problems)
@@ -123,11 +155,12 @@ def design_from_dict(doc: dict, source: str = "<design>") -> Design:
             _check_choice(where, "assay", a, assay_mod.ASSAYS, problems)
         if arm.route in ("intra_arterial", "local") and not arm.route_organ:
             problems.append(f"{where}: route {arm.route} needs route_organ")
-        if not (arm.dose_cells > 0):
+        if not (arm.dose_cells > 0) and not (arm.treatment == "vehicle" and arm.dose_cells == 0):
             problems.append(f"{where}: dose_cells must be > 0 cells, got {arm.dose_cells}")
         if arm.viability is not None and not (0 <= arm.viability <= 1):
             problems.append(f"{where}: viability is a fraction in [0, 1], got {arm.viability}")
-        if any((not isinstance(t, (int, float))) or t < 0 for t in arm.times_h) or not arm.times_h:
+        if any((not isinstance(t, (int, float))) or t < 0 for t in arm.times_h) or (
+                not arm.times_h and not arm.readouts):
             problems.append(f"{where}: times_h must be a non-empty list of hours ≥ 0, got {list(arm.times_h)}")
         if not (isinstance(arm.animals_per_time, int) and arm.animals_per_time >= 1):
             problems.append(f"{where}: animals_per_time must be an integer ≥ 1, got {arm.animals_per_time!r}")
@@ -135,11 +168,19 @@ def design_from_dict(doc: dict, source: str = "<design>") -> Design:
     names = [a.name for a in arms]
     for n in {n for n in names if names.count(n) > 1}:
         problems.append(f"{source}: arm name {n!r} used twice")
+    hypothesis = doc.get("hypothesis", "")
+    if hypothesis:
+        _check_choice(source, "hypothesis", hypothesis, tuple(hyp_mod.HYPOTHESES), problems)
+    truth = doc.get("truth", {})
+    if not isinstance(truth, dict):
+        problems.append(f"{source}: [truth] must be a table of parameter values")
+        truth = {}
     if problems:
         raise DesignError("\n".join(problems))
     return Design(study=doc["study"], species=species, measure=measure, arms=tuple(arms),
                   target_flow_fraction=doc.get("target_flow_fraction", trapping.DEFAULT_TARGET_FLOW_FRACTION),
-                  detection_limits=dict(doc.get("detection_limits", {})))
+                  detection_limits=dict(doc.get("detection_limits", {})), hypothesis=hypothesis,
+                  truth=dict(truth))
 
 
 def load_design(path: str | Path) -> Design:
@@ -185,40 +226,9 @@ def _observe(mean_cells, sigma, dose, measure, rng, max_tries=1000):
     return float(dose)
 
 
-def simulate(design: Design, params: dict | None = None, seed: int = 0,
-             priors: dict[str, Prior] | None = None) -> pd.DataFrame:
-    """Simulate a fate table (the schema of mscbayes.data.fate) for `design`.
 
-    params: population-level truth (names as in mscbayes.priors, e.g. kd, krel, sigma_cr51); missing
-    ones are drawn from `priors` when params is None, or set to prior medians otherwise. seed: int.
-    Returns a DataFrame with the truth (population values and every animal's effects) in attrs["truth"].
-    """
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
-    rng = np.random.default_rng(int(seed))
-    priors = priors or DEFAULT_PRIORS
-    truth = truth_parameters(priors, rng if params is None else None, params)
-    animals = _animals(design)
-    n = len(animals)
-    arms = [a["arm"] for a in animals]
-    viab = np.array([a.viability if a.viability is not None else truth["viability"] for a in arms], dtype=float)
-    animal_design = AnimalDesign(
-        time_h=np.array([a["time_h"] for a in animals]),
-        dose_cells=np.array([a.dose_cells for a in arms], dtype=float),
-        diameter_mean_um=np.array([a.diameter_mean_um for a in arms], dtype=float),
-        diameter_sd_um=np.array([a.diameter_sd_um for a in arms], dtype=float),
-        route=np.array([a.route for a in arms]),
-        route_organ=np.array([a.route_organ for a in arms]),
-        species=np.array([design.species] * n),
-        target_flow_fraction=design.target_flow_fraction,
-    )
-    z_kd, z_ext, z_rec = rng.standard_normal((3, n))
-    kd = truth["kd"] * np.exp(truth["sd_animal_kd"] * z_kd)
-    ext_offset = truth["sd_animal_extraction"] * z_ext
-    recovery = np.exp(truth["sd_animal_recovery"] * z_rec)
-    requests = sorted({(asy, org) for a in arms for asy in a.assays for org in a.organs})
-    signals = expected_signals(animal_design, truth, requests, kd=kd, viability=viab, lung_logit_offset=ext_offset)
-
+def _fate_rows(design: Design, animals, arms, signals, recovery, viab, truth, rng, seed) -> list[dict]:
+    """One row per (animal, assay, organ): log-normal measurement, detection limit, censoring."""
     rows = []
     for i, (animal, arm) in enumerate(zip(animals, arms)):
         dose = arm.dose_cells
@@ -251,6 +261,47 @@ def simulate(design: Design, params: dict | None = None, seed: int = 0,
                     "source": f"simulated by mscbayes {__version__} (seed {int(seed)})",
                     "notes": "simulated",
                 })
+    return rows
+
+def simulate(design: Design, params: dict | None = None, seed: int = 0,
+             priors: dict[str, Prior] | None = None) -> pd.DataFrame:
+    """Simulate a fate table (the schema of mscbayes.data.fate) for `design`.
+
+    params: population-level truth (names as in mscbayes.priors, e.g. kd, krel, sigma_cr51); missing
+    ones are drawn from `priors` when params is None, or set to prior medians otherwise. seed: int.
+    Returns a DataFrame with the truth (population values and every animal's effects) in attrs["truth"].
+    A design with experimental arms, depletions, outcome readouts or a hypothesis (`Design.mechanistic`)
+    is simulated by `simulate_mechanisms` and gives a combined in vivo table (fate + outcome rows).
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    if design.mechanistic:
+        return simulate_mechanisms(design, params=params, seed=int(seed))
+    rng = np.random.default_rng(int(seed))
+    priors = priors or DEFAULT_PRIORS
+    truth = truth_parameters(priors, rng if params is None else None, params)
+    animals = _animals(design)
+    n = len(animals)
+    arms = [a["arm"] for a in animals]
+    viab = np.array([a.viability if a.viability is not None else truth["viability"] for a in arms], dtype=float)
+    animal_design = AnimalDesign(
+        time_h=np.array([a["time_h"] for a in animals]),
+        dose_cells=np.array([a.dose_cells for a in arms], dtype=float),
+        diameter_mean_um=np.array([a.diameter_mean_um for a in arms], dtype=float),
+        diameter_sd_um=np.array([a.diameter_sd_um for a in arms], dtype=float),
+        route=np.array([a.route for a in arms]),
+        route_organ=np.array([a.route_organ for a in arms]),
+        species=np.array([design.species] * n),
+        target_flow_fraction=design.target_flow_fraction,
+    )
+    z_kd, z_ext, z_rec = rng.standard_normal((3, n))
+    kd = truth["kd"] * np.exp(truth["sd_animal_kd"] * z_kd)
+    ext_offset = truth["sd_animal_extraction"] * z_ext
+    recovery = np.exp(truth["sd_animal_recovery"] * z_rec)
+    requests = sorted({(asy, org) for a in arms for asy in a.assays for org in a.organs})
+    signals = expected_signals(animal_design, truth, requests, kd=kd, viability=viab, lung_logit_offset=ext_offset)
+
+    rows = _fate_rows(design, animals, arms, signals, recovery, viab, truth, rng, seed)
     table = pd.DataFrame(rows)
     table.attrs["truth"] = {
         "population": truth,
@@ -260,5 +311,147 @@ def simulate(design: Design, params: dict | None = None, seed: int = 0,
         "design": design.to_dict(),
         "seed": int(seed),
         "mscbayes_version": __version__,
+    }
+    return table
+
+
+# ------------------------------------------------------------------------------------------ mechanisms
+
+#: Default outcome effects used when simulating a hypothesis (illustrative sizes, not fitted) [D]:
+#: readout -> (baseline α, slope β on R, residual σ) on the modelled scale (logit of %/100, ln pg/mL,
+#: raw score); cytokines also rise with the inflammatory pulse with slope `gamma_cytokine`.
+OUTCOME_TRUTH = {
+    "treg_pct_of_cd4": (-2.44, 1.5, 0.2),        # 8 % Treg at baseline; R = 1 → ~27 %
+    "macrophage_il10_pct": (-1.73, 1.5, 0.2),    # 15 % IL-10⁺ at baseline
+    "cytokine_pg_ml": (3.7, -0.7, 0.3),          # ~40 pg/mL
+    "disease_score": (8.0, -3.0, 0.7),
+}
+GAMMA_CYTOKINE_TRUTH = 1.5
+
+
+def mechanism_truth(params: dict | None = None) -> dict:
+    """Generating parameters for `simulate_mechanisms`: mechanism prior medians, OUTCOME_TRUTH, overrides."""
+    from .hypotheses_model import MECHANISM_PRIORS
+
+    truth = {name: p.median() for name, p in MECHANISM_PRIORS.items()}
+    for r, (a, b, s) in OUTCOME_TRUTH.items():
+        truth.update({f"alpha_{r}": a, f"beta_{r}": b, f"sigma_{r}": s})
+    truth["gamma_cytokine"] = GAMMA_CYTOKINE_TRUTH
+    truth.update(params or {})
+    return truth
+
+
+def _arm_design(arms) -> hyp_mod.ArmDesign:
+    return hyp_mod.ArmDesign(
+        dose_cells=np.array([a.dose_cells for a in arms], dtype=float),
+        viability=np.array([a.viability if a.viability is not None else 0.9 for a in arms], dtype=float),
+        diameter_mean_um=np.array([a.diameter_mean_um for a in arms], dtype=float),
+        diameter_sd_um=np.array([a.diameter_sd_um for a in arms], dtype=float),
+        route=np.array([a.route for a in arms]), route_organ=np.array([a.route_organ for a in arms]),
+        species=np.array(["mouse"] * len(arms)),
+        switches=immune.arm_switches([a.treatment for a in arms], [a.depletion for a in arms],
+                                     licensed=[a.ifng_licensed for a in arms]))
+
+
+def simulate_mechanisms(design: Design, hypothesis: str | None = None, params: dict | None = None,
+                        seed: int = 0) -> pd.DataFrame:
+    """Simulate a combined in vivo table (fate rows + outcome rows) under a named hypothesis.
+
+    Kinetics use the immune decomposition (immune.py): each arm's treatment and depletion change death,
+    engulfment, viability and what is infused; outcomes follow the shared effect compartment driven by
+    `hypothesis` (default: design.hypothesis, else H0). params: generating values overriding
+    `mechanism_truth()` (design.truth is applied first). Truth kept in attrs["truth"].
+    Validate with `mscbayes.data.outcomes.read_invivo_table`.
+    """
+    from .hypotheses_model import MECHANISM_PRIORS, transform_outcome  # noqa: F401
+
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    hypothesis = hyp_mod.check_hypothesis(hypothesis or design.hypothesis or "H0")
+    rng = np.random.default_rng(int(seed))
+    truth = mechanism_truth({**design.truth, **(params or {})})
+    species = design.species
+
+    # ---- fate rows
+    fate_arms = [a for a in design.arms if a.assays and a.times_h]
+    sub = Design(study=design.study, species=species, measure=design.measure, arms=tuple(fate_arms),
+                 target_flow_fraction=design.target_flow_fraction, detection_limits=design.detection_limits)
+    animals = _animals(sub)
+    rows: list[dict] = []
+    animal_truth = {}
+    if animals:
+        n = len(animals)
+        arms = [a["arm"] for a in animals]
+        sw = immune.arm_switches([a.treatment for a in arms], [a.depletion for a in arms],
+                                 licensed=[a.ifng_licensed for a in arms])
+        viab = np.array([a.viability if a.viability is not None else truth["viability"] for a in arms], float)
+        viab = viab * (1.0 - sw.dead_at_infusion)
+        animal_design = AnimalDesign(
+            time_h=np.array([a["time_h"] for a in animals]),
+            dose_cells=np.array([a.dose_cells for a in arms], dtype=float),
+            diameter_mean_um=np.array([a.diameter_mean_um for a in arms], dtype=float),
+            diameter_sd_um=np.array([a.diameter_sd_um for a in arms], dtype=float),
+            route=np.array([a.route for a in arms]), route_organ=np.array([a.route_organ for a in arms]),
+            species=np.array([species] * n), target_flow_fraction=design.target_flow_fraction)
+        z_kd, z_ext, z_rec = rng.standard_normal((3, n))
+        kd0 = truth["kd0"] * np.exp(truth["sd_animal_kd"] * z_kd)
+        kd = immune.death_rate(truth, sw, kd0=kd0)
+        p = dict(truth, kphi=immune.engulfment_rate(truth, sw))
+        ext = truth["sd_animal_extraction"] * z_ext
+        recovery = np.exp(truth["sd_animal_recovery"] * z_rec)
+        requests = sorted({(asy, org) for a in arms for asy in a.assays for org in a.organs})
+        signals = expected_signals(animal_design, p, requests, kd=kd, viability=viab, lung_logit_offset=ext)
+        rows = _fate_rows(sub, animals, arms, signals, recovery, viab, truth, rng, seed)
+        animal_truth = {"subject": [a["subject"] for a in animals], "kd": kd.tolist(),
+                        "lung_logit_offset": ext.tolist(), "recovery": recovery.tolist()}
+
+    # ---- outcome rows
+    out_arms = [a for a in design.arms if a.readouts]
+    out_rows: list[dict] = []
+    if out_arms:
+        times = np.unique(np.concatenate([np.asarray(a.outcome_times_h, float) for a in out_arms]))
+        ad = _arm_design(out_arms)
+        R = hyp_mod.effect_trajectory(ad, truth, hypothesis, times, hyp_mod.driver_scales(MECHANISM_PRIORS))
+        load = ad.switches.embolic * ad.dose_cells / hyp_mod.DOSE_REF
+        pulse = hyp_mod.pulse(times[None, :] + 0.0 * load[:, None], truth, load[:, None])
+        for ai, arm in enumerate(out_arms):
+            slug = arm.name.lower().replace(" ", "-")
+            for t in arm.outcome_times_h:
+                ti = int(np.searchsorted(times, float(t)))
+                for k in range(arm.outcome_animals_per_time):
+                    subject = f"{slug}-out-{float(t):g}h-{k + 1}"
+                    for readout in arm.readouts:
+                        for cyt in (arm.cytokines if readout == "cytokine_pg_ml" else ("",)):
+                            mu = truth[f"alpha_{readout}"] + truth[f"beta_{readout}"] * R[ai, ti]
+                            if readout == "cytokine_pg_ml":
+                                mu += truth["gamma_cytokine"] * pulse[ai, ti]
+                            zval = mu + truth[f"sigma_{readout}"] * rng.standard_normal()
+                            if readout in ("treg_pct_of_cd4", "macrophage_il10_pct"):
+                                value = 100.0 / (1.0 + np.exp(-zval))
+                            elif readout == "cytokine_pg_ml":
+                                value = float(np.exp(zval))
+                            else:
+                                value = float(zval)
+                            out_rows.append({
+                                "study": design.study, "subject": subject, "species": species, "arm": arm.name,
+                                "treatment": arm.treatment, "depletion": arm.depletion,
+                                "cell_source": arm.cell_source, "dose_cells": arm.dose_cells, "route": arm.route,
+                                "route_organ": arm.route_organ,
+                                "viability": 0.0 if arm.treatment == "heat_inactivated" else (
+                                    arm.viability if arm.viability is not None else truth["viability"]),
+                                "diameter_mean_um": arm.diameter_mean_um, "diameter_sd_um": arm.diameter_sd_um,
+                                "ifng_licensed": arm.ifng_licensed, "time_h": float(t), "readout": readout,
+                                "cytokine": cyt, "value": float(value),
+                                "source": f"simulated by mscbayes {__version__} under {hypothesis} (seed {int(seed)})",
+                                "notes": "simulated",
+                            })
+    table = pd.concat([pd.DataFrame(rows), pd.DataFrame(out_rows)], ignore_index=True, sort=False)
+    for c in ("readout", "cytokine", "treatment", "depletion", "organ", "assay", "measure", "unit",
+              "row_kind", "censored", "passage"):
+        if c in table.columns:
+            table[c] = table[c].astype(object).where(table[c].notna(), "")
+    table.attrs["truth"] = {
+        "hypothesis": hypothesis, "population": truth, "animals": animal_truth,
+        "design": design.to_dict(), "seed": int(seed), "mscbayes_version": __version__,
     }
     return table

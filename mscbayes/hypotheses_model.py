@@ -1,0 +1,438 @@
+"""Hierarchical mechanism models: fate kinetics with immune handling, the in vitro NK block, and the
+shared regulatory-effect compartment driven by hypothesis H0–H4 (or H_mix), fitted to a combined table.
+
+    build_mechanism_model(frame, priors=None, hypothesis="H1") -> pm.Model
+    build_nk_model(nk_frame, priors=None) -> pm.Model                     (the in vitro block alone)
+
+`frame` is a combined in vivo frame (`mscbayes.data.outcomes.read_invivo_table`): fate rows, outcome
+rows and NK rows. Parts that are absent are simply left out, so the same builder fits fate data with
+the immune decomposition, NK data alone, or everything at once.
+
+Parameters (one prior table, `MECHANISM_PRIORS`: the fate model's priors with kd replaced by the immune
+decomposition of immune.py, plus the effect and outcome priors):
+  - kinetics: krel, kphi, kfrag, kmig, kdig, trapping (as the fate model), ln kd0 with study and animal
+    effects, NK lysis κ_NK · e_vivo, licensing ρ_lic, autologous factor, depletion efficiencies;
+  - in vitro NK: donor-level ln κ (hierarchy around the same κ_NK), plateau A, resting activity;
+  - effect: u50, k_out (k_in ≡ k_out, effect.py), pulse decay k_pulse;
+  - outcomes: per readout (per cytokine) a baseline α, a slope β on R, a residual σ, and for cytokines a
+    slope γ on the inflammatory pulse I(t). Transforms: logit(% / 100) for percentages, log for pg/mL,
+    none for the disease score (the same for every hypothesis, so LOO compares like with like).
+Every hypothesis has exactly these parameters; only the driver differs (H_mix adds Dirichlet weights).
+
+Observations: the fate model's log-normal/Tobit terms (variable "y") and detected/not-detected terms
+("detected"); "outcome" (normal on the transformed scale); "nk_lysis" (logit-normal %lysis) and
+"nk_lysed" (binomial counts). Each term is multiplied by a per-observation weight held in pm.Data
+(`w_<var>`, all ones in a normal fit); exact K-fold (mscbayes.compare) sets held-out weights to 0, samples,
+then sets them back to 1 to score the held-out observations with the same model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+
+from . import registry
+from .data.outcomes import PCT_READOUTS, read_invivo_table, split_parts
+from .mechanisms import effect, immune, trapping
+from .mechanisms import hypotheses as hyp
+from .mechanisms.assays import ASSAY_INFO
+from .mechanisms.backend import pytensor_backend
+from .mechanisms.fate import expected_signals
+from .model import BACKGROUND_FRACTION, ModelDataError, _rv, lognormal_obs_logp, prepare
+from .priors import DEFAULT_PRIORS, Prior, override, priors_from_dict
+
+OBS_VARS = ("y", "detected", "outcome", "nk_lysis", "nk_lysed")
+
+_OUTCOME_PRIORS = {
+    # readout: (alpha prior, beta prior, sigma prior) on the transformed scale
+    "treg_pct_of_cd4": ({"mu": -2.3, "sigma": 1.0}, {"mu": 0.0, "sigma": 1.5}, {"sigma": 0.5}),
+    "macrophage_il10_pct": ({"mu": -1.7, "sigma": 1.0}, {"mu": 0.0, "sigma": 1.5}, {"sigma": 0.5}),
+    "cytokine_pg_ml": ({"mu": 4.0, "sigma": 2.0}, {"mu": 0.0, "sigma": 1.5}, {"sigma": 0.7}),
+    "disease_score": ({"mu": 0.0, "sigma": 10.0}, {"mu": 0.0, "sigma": 5.0}, {"sigma": 3.0}),
+}
+
+
+def _mechanism_rows() -> list[Prior]:
+    rows = [Prior(*r) for r in immune.IMMUNE_PRIORS]
+    rows += [
+        Prior("u50", "lognormal", {"median": 1.0, "sigma": 1.0}, "normalised driver",
+              "driver level giving half the maximal input to R (drivers ÷ their prior-predictive peak)", "mechanisms.md §6.1 [D]"),
+        Prior("k_out", "lognormal", {"median": 0.0083, "sigma": 0.7}, "1/h",
+              "decay of the regulatory effect (k_in ≡ k_out)",
+              "regulatory macrophage phenotype decays over days: 0.2 d⁻¹, 0.05–1 (mechanisms.md §3.3) [D]"),
+        Prior("k_pulse", "lognormal", {"median": 0.3, "sigma": 0.5}, "1/h", "decay of the infusion inflammatory pulse",
+              "cytokine peak at 2–4 h after infusion (Hoogduijn 2013) [M]; rise 1/h fixed [D]"),
+        Prior("gamma_cytokine", "normal", {"mu": 0.0, "sigma": 2.0}, "ln pg/mL per unit pulse",
+              "cytokine response to the inflammatory pulse", "mechanisms.md §6.1 [D]"),
+    ]
+    for readout, (a, b, s) in _OUTCOME_PRIORS.items():
+        rows += [
+            Prior(f"alpha_{readout}", "normal", a, "transformed", f"baseline of {readout} (transformed scale)", "[D]"),
+            Prior(f"beta_{readout}", "normal", b, "transformed", f"slope of {readout} on R (0 ≤ R < 1)", "[D]"),
+            Prior(f"sigma_{readout}", "halfnormal", s, "transformed", f"residual SD of {readout}", "[D]"),
+        ]
+    return rows
+
+
+MECHANISM_PRIORS: dict[str, Prior] = {k: v for k, v in DEFAULT_PRIORS.items() if k not in ("kd", "sd_study_kd", "sd_animal_kd")}
+MECHANISM_PRIORS.update({
+    "sd_study_kd": DEFAULT_PRIORS["sd_study_kd"], "sd_animal_kd": DEFAULT_PRIORS["sd_animal_kd"]})
+MECHANISM_PRIORS.update({p.name: p for p in _mechanism_rows()})
+
+
+def resolve_mechanism_priors(priors) -> dict[str, Prior]:
+    """None, a {name: Prior} table, its JSON form, or TOML-style overrides, on top of MECHANISM_PRIORS
+    (entries that only the kinetics-only model uses, such as kd, are ignored)."""
+    if not priors:
+        return dict(MECHANISM_PRIORS)
+    if all(isinstance(v, Prior) for v in priors.values()):
+        table = dict(priors)
+    elif all(isinstance(v, dict) and {"dist", "params"} <= set(v) and "name" in v for v in priors.values()):
+        table = priors_from_dict(priors)
+    else:
+        return override(MECHANISM_PRIORS, {k: v for k, v in priors.items() if k != "kd"})
+    return dict(MECHANISM_PRIORS, **{k: v for k, v in table.items() if k in MECHANISM_PRIORS})
+
+
+def _logmu(prior: Prior):
+    return math.log(prior.params["median"]), prior.params["sigma"]
+
+
+# ------------------------------------------------------------------------------------------ data preparation
+
+
+def outcome_key(readout: str, cytokine) -> str:
+    return f"{readout}:{cytokine}" if readout == "cytokine_pg_ml" else readout
+
+
+def transform_outcome(readout: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """The scale outcomes are modelled on: logit(%/100) (clipped to 0.05–99.95 %), log pg/mL, raw score."""
+    readout = np.asarray(readout).astype(str)
+    v = np.asarray(value, dtype=float)
+    out = v.copy()
+    pct = np.isin(readout, PCT_READOUTS)
+    p = np.clip(v[pct] / 100.0, 5e-4, 1 - 5e-4)
+    out[pct] = np.log(p / (1 - p))
+    cyt = readout == "cytokine_pg_ml"
+    out[cyt] = np.log(v[cyt])
+    return out
+
+
+def _s(col) -> np.ndarray:
+    return pd.Series(col).astype(object).where(pd.Series(col).notna(), "").astype(str).to_numpy()
+
+
+def arm_design_from(first: pd.DataFrame, treatments: dict) -> hyp.ArmDesign:
+    """Arm-level design from one row per arm (fate or outcome columns)."""
+    mean = first["diameter_mean_um"].astype(float) if "diameter_mean_um" in first else pd.Series(np.nan, index=first.index)
+    sd = first["diameter_sd_um"].astype(float) if "diameter_sd_um" in first else pd.Series(np.nan, index=first.index)
+    sd = sd.where(sd.notna() & mean.notna(), trapping.DEFAULT_DIAMETER_SD_UM)
+    mean = mean.fillna(trapping.DEFAULT_DIAMETER_MEAN_UM)
+    viab = first["viability"].astype(float).fillna(0.9) if "viability" in first else pd.Series(0.9, index=first.index)
+    keys = list(zip(_s(first["study"]), _s(first["arm"])))
+    tr = [treatments.get(k, ("live", "none")) for k in keys]
+    lic = first["ifng_licensed"].astype(bool).to_numpy() if "ifng_licensed" in first else np.zeros(len(first))
+    sw = immune.arm_switches([t for t, _ in tr], [d for _, d in tr], licensed=lic)
+    return hyp.ArmDesign(dose_cells=first["dose_cells"].astype(float).to_numpy(), viability=viab.to_numpy(),
+                         diameter_mean_um=mean.to_numpy(), diameter_sd_um=sd.to_numpy(),
+                         route=_s(first["route"]), route_organ=_s(first["route_organ"]) if "route_organ" in first
+                         else np.array([""] * len(first)), species=_s(first["species"]), switches=sw)
+
+
+def observation_groups(frame: pd.DataFrame, group: str = "animal") -> dict[str, np.ndarray]:
+    """Group label of every observation of every observed variable, in model order.
+
+    group "animal": fate and outcome rows by study/subject, NK rows by study/donor (prefixed "nk:");
+    group "study": by study. Used by compare.py for leave-one-group-out.
+    """
+    parts = split_parts(frame)
+    out: dict[str, np.ndarray] = {}
+
+    def lab(f, who):
+        if group == "study":
+            return _s(f["study"])
+        return _s(f["study"]) + "/" + _s(f[who])
+
+    if "fate" in parts:
+        f = parts["fate"]
+        measure = _s(f["measure"])
+        cont = np.isin(measure, ["fraction_of_dose", "cells"])
+        det = measure == "detected"
+        labels = lab(f, "subject")
+        if cont.any():
+            out["y"] = labels[cont]
+        if det.any():
+            out["detected"] = labels[det]
+    if "outcome" in parts:
+        out["outcome"] = lab(parts["outcome"], "subject")
+    if "nk" in parts:
+        f = parts["nk"]
+        labels = np.array(["nk:" + x for x in lab(f, "donor")]) if group != "study" else lab(f, "donor")
+        frac = f["lysis_fraction"].notna().to_numpy()
+        if frac.any():
+            out["nk_lysis"] = labels[frac]
+        if (~frac).any():
+            out["nk_lysed"] = labels[~frac]
+    return out
+
+
+# ------------------------------------------------------------------------------------------ likelihood pieces
+
+
+def _weighted_normal_logp(value, mu, sigma, w):
+    z = (value - mu) / sigma
+    return w * (-0.5 * z**2 - pt.log(sigma) - 0.5 * math.log(2 * math.pi))
+
+
+def _weighted_lognormal_logp(value, m, sigma, log_lod, censored, log_upper, truncated, w):
+    return w * lognormal_obs_logp(value, m, sigma, log_lod, censored, log_upper, truncated)
+
+
+def _weighted_bernoulli_logp(value, p, w):
+    return w * (value * pt.log(p) + (1 - value) * pt.log1p(-p))
+
+
+def _weighted_binomial_logp(value, n, p, w):
+    return w * (pt.gammaln(n + 1) - pt.gammaln(value + 1) - pt.gammaln(n - value + 1)
+                + value * pt.log(p) + (n - value) * pt.log1p(-p))
+
+
+def _immune_params(pr) -> dict:
+    p = {}
+    for name in ("kappa_nk", "nk_et_vivo", "resting_activity", "rho_lic", "autologous_factor",
+                 "eta_nk", "eta_clod", "apoptosis_factor"):
+        p[name] = _rv(pr[name], name)
+    return p
+
+
+def _nk_block(nk: pd.DataFrame, pr, params, weights: dict):
+    """In vitro NK cytotoxicity likelihood sharing κ_NK, ρ_lic, resting activity and the autologous factor."""
+    donors = list(dict.fromkeys(_s(nk["study"]) + "/" + _s(nk["donor"])))
+    model = pm.modelcontext(None)
+    model.add_coord("nk_donor", donors)
+    d_idx = pd.Index(donors).get_indexer(_s(nk["study"]) + "/" + _s(nk["donor"]))
+    sd = _rv(pr["sd_donor_nk"], "sd_donor_nk")
+    z = pm.Normal("z_kappa_donor", 0.0, 1.0, dims="nk_donor")
+    kappa_donor = pm.Deterministic("kappa_nk_donor", params["kappa_nk"] * pt.exp(sd * z), dims="nk_donor")
+    A = _rv(pr["lysis_plateau"], "lysis_plateau")
+    activated = (_s(nk["nk_state"]) == "activated").astype(float)
+    k = immune.in_vitro_k(kappa_donor[d_idx], activated, nk["msc_licensed"].astype(float).to_numpy(),
+                          nk["autologous"].astype(float).to_numpy(), nk["assay_hours"].astype(float).to_numpy(), params)
+    p = immune.lysis_fraction(nk["effector_target_ratio"].astype(float).to_numpy(), A, k, pytensor_backend())
+    p = pt.clip(p, 1e-6, 1 - 1e-6)
+    frac = nk["lysis_fraction"].notna().to_numpy()
+    if frac.any():
+        model.add_coord("obs_nk_lysis", nk["source_row"].to_numpy()[frac])
+        sigma = _rv(pr["sigma_nk"], "sigma_nk")
+        y = np.clip(nk["lysis_fraction"].to_numpy(dtype=float)[frac], 1e-3, 1 - 1e-3)
+        w = pm.Data("w_nk_lysis", np.ones(frac.sum()), dims="obs_nk_lysis")
+        weights["nk_lysis"] = w
+        pm.CustomDist("nk_lysis", pt.log(p[frac] / (1 - p[frac])), sigma, w,
+                      logp=lambda v, mu, s, ww: _weighted_normal_logp(pt.log(v / (1 - v)), mu, s, ww)
+                      - ww * pt.log(v * (1 - v)), observed=y, dims="obs_nk_lysis")
+    if (~frac).any():
+        cnt = ~frac
+        model.add_coord("obs_nk_lysed", nk["source_row"].to_numpy()[cnt])
+        w = pm.Data("w_nk_lysed", np.ones(cnt.sum()), dims="obs_nk_lysed")
+        weights["nk_lysed"] = w
+        pm.CustomDist("nk_lysed", nk["targets"].to_numpy(dtype=float)[cnt], p[cnt], w,
+                      logp=_weighted_binomial_logp, observed=nk["lysed"].to_numpy(dtype=float)[cnt],
+                      dims="obs_nk_lysed")
+
+
+def build_nk_model(nk_frame: pd.DataFrame, priors=None) -> pm.Model:
+    """The in vitro NK cytotoxicity block on its own (validated NK frame)."""
+    pr = resolve_mechanism_priors(priors)
+    with pm.Model() as model:
+        params = _immune_params(pr)
+        model.mscbayes_weights = {}
+        _nk_block(nk_frame.reset_index(drop=True), pr, params, model.mscbayes_weights)
+    return model
+
+
+# ------------------------------------------------------------------------------------------ the model
+
+
+def build_mechanism_model(frame: pd.DataFrame, priors=None, hypothesis: str = "H1") -> pm.Model:
+    """PyMC model of a combined in vivo frame under `hypothesis` (H0, H1, H2, H3, H4 or H_mix)."""
+    hyp.check_hypothesis(hypothesis)
+    pr = resolve_mechanism_priors(priors)
+    parts = split_parts(frame)
+    treatments = {}
+    if "outcome" in parts:
+        o = parts["outcome"]
+        g = o.groupby([_s(o["study"]), _s(o["arm"])], sort=False)[["treatment", "depletion"]].first()
+        treatments = {k: (str(v["treatment"]), str(v["depletion"])) for k, v in g.iterrows()}
+    xp = pytensor_backend()
+    with pm.Model() as model:
+        model.mscbayes_hypothesis = hypothesis
+        weights: dict = {}
+        model.mscbayes_weights = weights
+        params = {name: _rv(pr[name], name) for name in ("krel", "kphi", "kfrag", "kmig", "kdig")}
+        for name in ("log_d50_lung", "slope_lung", "log_d50_systemic", "slope_systemic"):
+            params[name] = _rv(pr[name], name)
+        params.update(_immune_params(pr))
+        mu0, s0 = _logmu(pr["kd0"])
+        log_kd0 = pm.Normal("log_kd0", mu0, s0)
+        params["kd0"] = pm.Deterministic("kd0", pt.exp(log_kd0))
+        pm.Deterministic("k_nk_vivo", immune.nk_rate_in_vivo(params))
+        pm.Deterministic("kd_live", params["kd0"] + immune.nk_rate_in_vivo(params))
+        if "fate" in parts:
+            _fate_block(parts["fate"], pr, params, log_kd0, treatments, weights, xp)
+        if "outcome" in parts:
+            _outcome_block(parts["outcome"], pr, params, hypothesis, treatments, weights, xp)
+        if "nk" in parts:
+            _nk_block(parts["nk"].reset_index(drop=True), pr, params, weights)
+    return model
+
+
+def _fate_block(fate: pd.DataFrame, pr, params, log_kd0, treatments, weights, xp):
+    d = prepare(fate)
+    f = d["frame"]
+    model = pm.modelcontext(None)
+    n_studies = len(d["studies"])
+    model.add_coord("animal", d["animals"])
+    first = f.groupby("unit_key", sort=False).first().loc[d["units"]]
+    keys = list(zip(_s(first["study"]), _s(first["arm"])))
+    tr = [treatments.get(k, ("live", "none")) for k in keys]
+    sw = immune.arm_switches([t for t, _ in tr], [dd for _, dd in tr],
+                             licensed=first["ifng_licensed"].astype(bool).to_numpy())
+    # study and animal effects (non-centred)
+    if n_studies > 1:
+        model.add_coord("study", d["studies"])
+        sd_s = _rv(pr["sd_study_kd"], "sd_study_kd")
+        sd_se = _rv(pr["sd_study_extraction"], "sd_study_extraction")
+        zs = pm.Normal("z_kd_study", 0, 1, dims="study")
+        zse = pm.Normal("z_extraction_study", 0, 1, dims="study")
+        lk_study = log_kd0 + sd_s * zs
+        ext_study = sd_se * zse
+    else:
+        lk_study = pt.zeros(1) + log_kd0
+        ext_study = pt.zeros(1)
+    sd_a = _rv(pr["sd_animal_kd"], "sd_animal_kd")
+    sd_ae = _rv(pr["sd_animal_extraction"], "sd_animal_extraction")
+    sd_ar = _rv(pr["sd_animal_recovery"], "sd_animal_recovery")
+    za = pm.Normal("z_kd_animal", 0, 1, dims="animal")
+    zae = pm.Normal("z_extraction_animal", 0, 1, dims="animal")
+    zar = pm.Normal("z_recovery_animal", 0, 1, dims="animal")
+    a_st = d["animal_study"]
+    log_kd0_animal = lk_study[a_st] + sd_a * za
+    ext_animal = ext_study[a_st] + sd_ae * zae
+    log_rec = sd_ar * zar
+    ua = d["unit_animal"]
+    kd = immune.death_rate(params, sw, xp, kd0=pt.exp(log_kd0_animal)[ua])
+    p_unit = dict(params)
+    p_unit["kphi"] = immune.engulfment_rate(params, sw)
+    viab = np.nan_to_num(d["viability"], nan=0.9) * (1.0 - sw.dead_at_infusion)
+    design = d["design"]
+    design = dataclasses.replace(design, dose_cells=design.dose_cells * sw.cells + 1e-300)
+    signals = expected_signals(design, p_unit, d["requests"], kd=kd, viability=viab,
+                               lung_logit_offset=ext_animal[ua], xp=xp)
+    S = pt.stack([signals[r] for r in d["requests"]])
+    sig_obs = S[d["obs_request"], d["obs_unit"]]
+    rec_obs = pt.exp(log_rec)[ua][d["obs_unit"]]
+    dose = d["dose"]
+    mean_cells = rec_obs * (sig_obs + BACKGROUND_FRACTION * dose)
+    model.add_coord("assay", d["assays"])
+    sigma = pm.HalfNormal("sigma", sigma=[ASSAY_INFO[a].noise_sd_prior for a in d["assays"]], dims="assay")
+    sig_row = sigma[d["obs_assay"]]
+    cont = np.isin(d["measure"], ["fraction_of_dose", "cells"])
+    det = d["measure"] == "detected"
+    rows = f["source_row"].astype(int).to_numpy()
+    if cont.any():
+        model.add_coord("obs", rows[cont])
+        frac = d["measure"][cont] == "fraction_of_dose"
+        norm = np.where(frac, dose[cont], 1.0)
+        m = pt.log(mean_cells[cont] / norm)
+        y = np.where(d["censored"][cont], d["lod"][cont], d["value"][cont])
+        log_lod = np.log(np.where(np.isfinite(d["lod"][cont]) & (d["lod"][cont] > 0), d["lod"][cont], 1e-300))
+        w = pm.Data("w_y", np.ones(cont.sum()), dims="obs")
+        weights["y"] = w
+        pm.CustomDist("y", m, sig_row[cont], log_lod, d["censored"][cont], np.zeros(cont.sum()), frac, w,
+                      logp=_weighted_lognormal_logp, observed=y, dims="obs")
+    if det.any():
+        model.add_coord("obs_detected", rows[det])
+        z = (pt.log(mean_cells[det]) - np.log(d["lod"][det])) / sig_row[det]
+        p = pt.clip(0.5 * pt.erfc(-z / np.sqrt(2.0)), 1e-12, 1 - 1e-12)
+        w = pm.Data("w_detected", np.ones(det.sum()), dims="obs_detected")
+        weights["detected"] = w
+        pm.CustomDist("detected", p, w, logp=_weighted_bernoulli_logp,
+                      observed=d["value"][det].astype(float), dims="obs_detected")
+
+
+def _outcome_block(o: pd.DataFrame, pr, params, hypothesis, treatments, weights, xp):
+    model = pm.modelcontext(None)
+    o = o.reset_index(drop=True)
+    arm_keys = list(zip(_s(o["study"]), _s(o["arm"])))
+    arms = list(dict.fromkeys(arm_keys))
+    arm_idx = np.array([arms.index(k) for k in arm_keys])
+    first = o.groupby([_s(o["study"]), _s(o["arm"])], sort=False).first().loc[arms]
+    first = first.reset_index(drop=True).assign(study=[a for a, _ in arms], arm=[b for _, b in arms])
+    design = arm_design_from(first, treatments)
+    times = np.unique(o["time_h"].astype(float).to_numpy())
+    t_idx = np.searchsorted(times, o["time_h"].astype(float).to_numpy())
+    readout = _s(o["readout"])
+    keys = [outcome_key(r, c) for r, c in zip(readout, _s(o["cytokine"]))]
+    key_list = list(dict.fromkeys(keys))
+    k_idx = np.array([key_list.index(k) for k in keys])
+    key_readout = [k.split(":")[0] for k in key_list]
+    model.add_coord("outcome_key", key_list)
+    model.add_coord("obs_outcome", o["source_row"].to_numpy())
+    for name in ("u50", "k_out", "k_pulse"):
+        params[name] = _rv(pr[name], name)
+    weights_mix = None
+    if hypothesis == "H_mix":
+        model.add_coord("driver", list(hyp.DRIVEN))
+        weights_mix = pm.Dirichlet("mix_weights", a=np.ones(len(hyp.DRIVEN)), dims="driver")
+    nodes = effect.time_grid(times)
+    R = hyp.effect_trajectory(design, params, hypothesis, times, hyp.driver_scales(MECHANISM_PRIORS), xp,
+                              weights=weights_mix, nodes=nodes)
+    R = pt.as_tensor_variable(R)
+    # outcome parameters: one per readout key, priors by readout kind
+    def vec(kind, dist):
+        vals = {"mu": [], "sigma": []}
+        for r in key_readout:
+            for k in vals:
+                if k in pr[f"{kind}_{r}"].params:
+                    vals[k].append(pr[f"{kind}_{r}"].params[k])
+        if dist == "normal":
+            return pm.Normal(f"{kind}_outcome", mu=np.array(vals["mu"]), sigma=np.array(vals["sigma"]), dims="outcome_key")
+        return pm.HalfNormal(f"{kind}_outcome", sigma=np.array(vals["sigma"]), dims="outcome_key")
+
+    alpha = vec("alpha", "normal")
+    beta = vec("beta", "normal")
+    sigma = vec("sigma", "halfnormal")
+    mu = alpha[k_idx] + beta[k_idx] * R[arm_idx, t_idx]
+    cyt = np.array([r == "cytokine_pg_ml" for r in key_readout])
+    if cyt.any():
+        cyt_keys = [k for k, c in zip(key_list, cyt) if c]
+        model.add_coord("cytokine_key", cyt_keys)
+        g = _rv(pr["gamma_cytokine"], "gamma_cytokine", dims="cytokine_key")
+        load = design.switches.embolic * design.dose_cells / hyp.DOSE_REF
+        I = hyp.pulse(times[None, :] + 0.0 * load[:, None], params, load[:, None], xp)  # (arm, time)
+        gk = pt.zeros(len(key_list))
+        gk = pt.set_subtensor(gk[np.flatnonzero(cyt)], g)
+        mu = mu + gk[k_idx] * I[arm_idx, t_idx]
+    y = transform_outcome(readout, o["value"].to_numpy(dtype=float))
+    w = pm.Data("w_outcome", np.ones(len(o)), dims="obs_outcome")
+    weights["outcome"] = w
+    # observed values as data: models of the same design share one compiled graph across data sets
+    y_data = pm.Data("outcome_value", y, dims="obs_outcome")
+    pm.CustomDist("outcome", mu, sigma[k_idx], w, logp=_weighted_normal_logp, observed=y_data, dims="obs_outcome")
+    pm.Deterministic("effect_R", R, dims=None)
+
+
+# ------------------------------------------------------------------------------------------ registry
+
+
+def _build_for_registry(frame: pd.DataFrame, priors: dict, hypothesis: str | None) -> pm.Model:
+    return build_mechanism_model(frame, priors, hypothesis or "H0")
+
+
+registry.register(registry.ModelKind(name="mechanisms", build=_build_for_registry, read_table=read_invivo_table),
+                  replace=True)

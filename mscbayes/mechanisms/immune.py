@@ -1,0 +1,156 @@
+"""Immune handling of infused MSC (mechanisms.md §3): NK lysis, licensing, engulfment, and the
+experimental arms that perturb them — one definition for the simulator (numpy) and the model (pytensor).
+
+Death of trapped live MSC is split into a baseline hazard and NK-mediated lysis (mechanisms.md §1.5b, §3.2):
+
+    k_d = [ k_d0 + k_NK · (1 − η_NK·[NK depleted]) · (1 − ρ_lic·[IFN-γ licensed]) · s_auto^[autologous] ]
+          · f_apo^[apoptosis resistant]
+    k_NK = κ_NK · e_vivo                                    (per hour)
+
+κ_NK is the lysis hazard of *activated* NK cells per hour per unit effector:target ratio; e_vivo is the
+effective activated-NK:MSC ratio in the lung bed (the density × activation conversion of §3.2, with its own
+prior). The in vitro NK cytotoxicity block (single-hit exponential, Bol 1986) uses the same κ_NK, ρ_lic
+and s_auto, so killing assays inform the in vivo hazard:
+
+    lysis(E:T) = A · (1 − exp(−κ_donor · a · (1 − ρ_lic·[licensed]) · s_auto^[autologous] · τ · E:T))
+    a = 1 for activated NK, a_rest for resting NK;  ln κ_donor ~ Normal(ln κ_NK, sd_donor_nk)
+
+Engulfment of dead MSC is the fate network's k_phi (kinetics.py); clodronate liposomes multiply it by
+(1 − η_clod) (Jordan 2003: depletion within 24 h, lasting 1–2 weeks, so constant over a 7-day study [D]).
+Transport of engulfed material to liver and spleen is the network's k_mig with MIGRATION_SPLIT.
+
+Arms (mechanisms.md §6.3, §9) are data: `TREATMENTS` × `DEPLETIONS`, each mapped to switches the
+kinetics and the hypothesis drivers read (`arm_switches`). Units: hours, cells, per-hour rates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import NP, Backend
+
+# ------------------------------------------------------------------------------------------ arms as data
+
+# the vocabularies live with the outcome table schema (data layer); the switches they set live here
+from ..data.outcomes import DEPLETIONS, TREATMENTS  # noqa: E402
+
+# The conditioned-medium bolus: secretome equivalent to this fraction of the cell dose, cleared at
+# this rate (per hour). Design choices [D] (mechanisms.md §6.3: CM reproduces H1 "partially").
+CM_POTENCY = 0.3
+CM_CLEARANCE_PER_H = 0.2
+
+
+@dataclass(frozen=True)
+class ArmSwitches:
+    """Per-unit (animal or arm) 0/1 switches, numpy float arrays of equal length."""
+
+    cells: np.ndarray          # cells trapped (0 for microspheres and conditioned medium)
+    dead_at_infusion: np.ndarray  # heat-inactivated: viability forced to 0
+    apoptosis_resistant: np.ndarray
+    nk_depleted: np.ndarray
+    macrophage_depleted: np.ndarray
+    embolic: np.ndarray        # particles trapped in capillaries (cells or microspheres)
+    secretome_bolus: np.ndarray  # conditioned medium
+    licensed: np.ndarray
+    autologous: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.cells)
+
+
+def arm_switches(treatment, depletion, licensed=None, autologous=None) -> ArmSwitches:
+    """Switches for arrays of treatment and depletion names (see TREATMENTS, DEPLETIONS)."""
+    treatment = np.asarray(treatment, dtype=object).astype(str)
+    depletion = np.asarray(depletion, dtype=object).astype(str)
+    bad = sorted(set(treatment) - set(TREATMENTS)) + sorted(set(depletion) - set(DEPLETIONS))
+    if bad:
+        raise ValueError(f"unknown treatment/depletion {bad}; treatments: {', '.join(TREATMENTS)}; "
+                         f"depletions: {', '.join(DEPLETIONS)}")
+    n = len(treatment)
+    lic = np.zeros(n) if licensed is None else np.asarray(licensed, dtype=float)
+    auto = np.zeros(n) if autologous is None else np.asarray(autologous, dtype=float)
+    f = lambda mask: np.asarray(mask, dtype=float)  # noqa: E731
+    no_cells = np.isin(treatment, ["microspheres", "conditioned_medium", "vehicle"])
+    return ArmSwitches(
+        cells=f(~no_cells), dead_at_infusion=f(treatment == "heat_inactivated"),
+        apoptosis_resistant=f(treatment == "apoptosis_resistant"),
+        nk_depleted=f(depletion == "nk"), macrophage_depleted=f(depletion == "macrophage"),
+        embolic=f(~np.isin(treatment, ["conditioned_medium", "vehicle"])), secretome_bolus=f(treatment == "conditioned_medium"),
+        licensed=lic, autologous=auto,
+    )
+
+
+def subset(sw: ArmSwitches, index) -> ArmSwitches:
+    """The switches of some units (index array)."""
+    return ArmSwitches(**{k: np.asarray(getattr(sw, k))[index] for k in ArmSwitches.__dataclass_fields__})
+
+
+# ------------------------------------------------------------------------------------------ hazards
+
+
+def nk_rate_in_vivo(params: dict):
+    """k_NK = κ_NK · e_vivo (per hour): NK lysis hazard of an unlicensed allogeneic MSC in the lung."""
+    return params["kappa_nk"] * params["nk_et_vivo"]
+
+
+def death_rate(params: dict, sw: ArmSwitches, xp: Backend = NP, kd0=None):
+    """Death hazard of trapped live MSC per unit (per hour); kd0 may be given per unit (animal effects)."""
+    kd0 = params["kd0"] if kd0 is None else kd0
+    k_nk = nk_rate_in_vivo(params)
+    nk = (k_nk * (1.0 - params["eta_nk"] * sw.nk_depleted) * (1.0 - params["rho_lic"] * sw.licensed)
+          * (1.0 + (params["autologous_factor"] - 1.0) * sw.autologous))
+    apo = 1.0 + (params["apoptosis_factor"] - 1.0) * sw.apoptosis_resistant
+    return (kd0 + nk) * apo
+
+
+def engulfment_rate(params: dict, sw: ArmSwitches):
+    """k_phi per unit (per hour): clodronate removes a fraction η_clod of the phagocytes."""
+    return params["kphi"] * (1.0 - params["eta_clod"] * sw.macrophage_depleted)
+
+
+def lysis_fraction(et_ratio, A, k, xp: Backend = NP):
+    """Single-hit exponential lysis curve A · (1 − exp(−k · E:T)) (Bol 1986); k per unit E:T."""
+    return A * (-xp.expm1(-k * et_ratio))
+
+
+def in_vitro_k(kappa, activated, licensed, autologous, assay_hours, params: dict):
+    """k of the lysis curve (per unit E:T) from the shared hazard parameters and the condition."""
+    act = activated + (1.0 - activated) * params["resting_activity"]
+    return (kappa * act * (1.0 - params["rho_lic"] * licensed)
+            * (1.0 + (params["autologous_factor"] - 1.0) * autologous) * assay_hours)
+
+
+# ------------------------------------------------------------------------------------------ priors
+
+# (name, dist, params, unit, meaning, source) — merged into the prior table by mscbayes.hypotheses_model
+IMMUNE_PRIORS = (
+    ("kd0", "lognormal", {"median": 0.035, "sigma": 0.8}, "1/h",
+     "baseline (NK-independent) death of trapped live MSC",
+     "half of the total kd prior median 0.07 h⁻¹ (Lee 2009; Eggenhofer 2012), the other half NK [D]"),
+    ("kappa_nk", "lognormal", {"median": 0.02, "sigma": 1.0}, "1/h per E:T",
+     "lysis hazard of activated NK per hour per unit effector:target ratio",
+     "IL-2-activated NK lyse MSC efficiently (Spaggiari 2006 Blood 107:1484): ~40–60 % in 4 h at E:T 10 [M] → 0.02 [D]"),
+    ("nk_et_vivo", "lognormal", {"median": 1.0, "sigma": 0.5}, "E:T",
+     "effective activated-NK:MSC ratio in the lung bed (density × activation conversion)",
+     "mechanisms.md §3.2 (k_NK = κ·NK density); chosen so k_NK ≈ 0.02–0.04 h⁻¹ [D]"),
+    ("resting_activity", "lognormal", {"median": 0.15, "sigma": 0.7}, "ratio",
+     "lytic activity of resting relative to activated NK", "Spaggiari 2006: freshly isolated NK lyse MSC poorly [V]"),
+    ("rho_lic", "beta", {"alpha": 4.0, "beta": 2.0}, "fraction",
+     "protection of IFN-γ-licensed MSC from NK lysis (HLA class I up)", "Spaggiari 2006 [V]"),
+    ("autologous_factor", "lognormal", {"median": 1.0, "sigma": 0.3}, "ratio",
+     "NK lysis of autologous relative to allogeneic MSC", "Spaggiari 2006: autologous and allogeneic MSC both lysed [V]"),
+    ("lysis_plateau", "beta", {"alpha": 8.0, "beta": 2.0}, "fraction", "lysable fraction A of the E:T curve",
+     "Bol 1986 J Immunol Methods 90 (single-hit model) [V]; value [D]"),
+    ("sd_donor_nk", "halfnormal", {"sigma": 0.5}, "ln", "between-donor SD of ln κ (NK donors)",
+     "J Clin Lab Anal 1990 4:274: do not pool lytic units across donors [V]; value [D]"),
+    ("sigma_nk", "halfnormal", {"sigma": 0.5}, "logit", "residual SD of logit %lysis", "[D]"),
+    ("eta_nk", "beta", {"alpha": 18.0, "beta": 2.0}, "fraction", "NK depletion efficiency of anti-asialo-GM1",
+     "Yoshino 2000 Bone Marrow Transplant 26:1211 [V]; value [D]"),
+    ("eta_clod", "beta", {"alpha": 18.0, "beta": 2.0}, "fraction", "phagocyte depletion efficiency of clodronate liposomes",
+     "Jordan 2003 Blood 101:594; J Appl Physiol 74:2812 (>70 % alveolar) [V]; value [D]"),
+    ("apoptosis_factor", "lognormal", {"median": 0.2, "sigma": 0.5}, "ratio",
+     "death hazard of apoptosis-resistant relative to normal MSC", "Pang 2021 Nat Commun 12:6495 [V]; value [D]"),
+)
