@@ -4,6 +4,7 @@
     mscbayes validate data.csv [--kind fate|coculture|nk]     check a table, list every problem
     mscbayes fit data.csv --out fit.nc [--priors a.toml] [--sampler nutpie|pymc|numpyro] [--seed N]
     mscbayes datasets list | mscbayes datasets show NAME        bundled published evidence with sources
+    mscbayes compare FIT.nc FIT.nc ... --out comparison.nc      grouped PSIS-LOO, stacking, verdict
 
 Exit codes: 0 success, 1 invalid data, 2 other user errors, 3 a fit that fails its diagnostics
 (it is still written, marked untrustworthy).
@@ -24,7 +25,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-KINDS = ("fate", "coculture", "nk", "derived")
+KINDS = ("fate", "invivo", "coculture", "nk", "derived")
 
 
 class UserError(Exception):
@@ -40,6 +41,7 @@ def _guard(fn):
     """Run a command body; turn expected failures into a clear message and exit code 2."""
     from .data.validation import DataValidationError
     from .priors import PriorError
+    from .compare import DataMismatchError
     from .simulate import DesignError
 
     try:
@@ -49,7 +51,7 @@ def _guard(fn):
     except DataValidationError as e:
         _fail(str(e), 1)
     except (DesignError, PriorError, UserError, FileExistsError, FileNotFoundError, IsADirectoryError,
-            LookupError) as e:
+            LookupError, DataMismatchError) as e:
         _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
     except PermissionError as e:
         _fail(f"permission denied: {e.filename}")
@@ -61,6 +63,8 @@ def detect_kind(path: Path) -> str:
     cols = set(read_csv_text(path).columns)
     if "quantity" in cols:
         return "derived"
+    if {"treatment", "readout"} <= cols:
+        return "invivo"
     if {"organ", "assay"} & cols:
         return "fate"
     if {"msc_ratio", "donor"} <= cols or "readout" in cols:
@@ -74,8 +78,10 @@ def read_any_table(path: Path, kind: str | None = None):
     from . import data
 
     kind = kind or detect_kind(path)
-    readers = {"fate": data.read_fate_table, "coculture": data.read_coculture_table, "nk": data.read_nk_table,
-               "derived": _read_derived}
+    from .data.outcomes import read_invivo_table
+
+    readers = {"fate": read_invivo_table, "invivo": read_invivo_table, "coculture": data.read_coculture_table,
+               "nk": data.read_nk_table, "derived": _read_derived}
     if kind not in readers:
         raise UserError(f"unknown table kind {kind!r}; expected one of {', '.join(KINDS)}")
     return readers[kind](path)
@@ -98,7 +104,7 @@ def simulate(design: Path = typer.Argument(..., help="design TOML (arms, routes,
     """Simulate a virtual fate experiment; writes the table and, beside it, the generating parameters."""
 
     def body():
-        from .data import read_fate_table
+        from .data.outcomes import read_invivo_table
         from .provenance import atomic_write, ensure_writable
         from .simulate import load_design
         from .simulate import simulate as run
@@ -108,7 +114,7 @@ def simulate(design: Path = typer.Argument(..., help="design TOML (arms, routes,
         ensure_writable(out_path, force=force, what="output file")
         ensure_writable(truth_path, force=force, what="truth file")
         table = run(d, seed=seed)
-        checked = read_fate_table(table)  # validate before anything is written
+        checked = read_invivo_table(table)  # validate before anything is written
         atomic_write(out_path, lambda p: table.to_csv(p, index=False), force=force, what="output file")
         truth = dict(table.attrs["truth"], data_sha256=checked.sha256, data_file=out_path.name)
         atomic_write(truth_path, lambda p: p.write_text(json.dumps(truth, indent=2, default=str)),
@@ -135,7 +141,7 @@ def validate(path: Path = typer.Argument(..., help="CSV table to check"),
         if table.kind == "fate":
             extra = (f"; {f['study'].nunique()} studies, {f['subject'].nunique()} subjects, "
                      f"assays {', '.join(sorted(f['assay'].unique()))}")
-        out.print(f"{path}: OK — {len(f)} rows of a {table.kind} table{extra} (sha256 {table.sha256[:12]})")
+        out.print(f"{path}: OK — {len(f)} rows ({table.kind} table){extra} (sha256 {table.sha256[:12]})")
 
     _guard(body)
 
@@ -156,7 +162,7 @@ def datasets_show(name: str = typer.Argument(..., help="dataset name (see `mscba
     _guard(lambda: out.print(__import__("mscbayes.data.registry", fromlist=["x"]).show_dataset(name), markup=False))
 
 
-MODEL_FOR_TABLE = {"fate": "fate", "coculture": "treg"}
+MODEL_FOR_TABLE = {"fate": "fate", "invivo": "mechanisms", "coculture": "treg"}
 
 
 @app.command()
@@ -209,6 +215,36 @@ def fit(data: Path = typer.Argument(..., help="CSV table (fate: in vivo fate; co
         out.print(f"fit written to {out_path} ({result.wall_seconds:.0f} s)")
         if not result.trustworthy:
             raise typer.Exit(3)
+
+    _guard(body)
+
+
+@app.command()
+def compare(fits: list[Path] = typer.Argument(..., help="two or more fit files made on the same data"),
+            out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="NetCDF file for the comparison"),
+            group: str = typer.Option("animal", "--group", help="leave-one-out unit: animal | study (donor for Treg fits)"),
+            seed: int = typer.Option(0, "--seed", help="integer seed for BB-pseudo-BMA and K-fold refits"),
+            kfold: str = typer.Option("auto", "--kfold", help="exact K-fold by group: auto (when Pareto k is high) | always | never"),
+            force: bool = typer.Option(False, "--force", help="overwrite an existing comparison file")):
+    """Compare hypotheses fitted to the same data: grouped PSIS-LOO, stacking weights, Pareto-k, verdict."""
+
+    def body():
+        from .compare import compare_fits
+        from .provenance import ensure_writable
+
+        if len(fits) < 2:
+            raise UserError("give at least two fit files to compare")
+        modes = {"auto": "auto", "always": True, "never": False}
+        if kfold not in modes:
+            raise UserError(f"--kfold must be auto, always or never, got {kfold!r}")
+        if out_path is not None:
+            ensure_writable(out_path, force=force, what="comparison file")
+        result = compare_fits([str(f) for f in fits], group=group, out=out_path, seed=seed, force=force,
+                              kfold=modes[kfold])
+        out.print(result.table.to_string(), markup=False, highlight=False)
+        out.print(result.verdict_text(), markup=False)
+        if out_path is not None:
+            out.print(f"comparison written to {out_path}")
 
     _guard(body)
 
