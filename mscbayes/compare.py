@@ -486,7 +486,14 @@ def compare_fits(fits: Any, *, group: str = "animal", out: Any = None, seed: int
                                   data_sha256=base.data_sha256, verdict=base.verdict, names=sources)
     run_kfold = kfold is True or (kfold == "auto" and not base.reliable)
     if run_kfold:
-        result = _with_kfold(result, loaded, labels, group, k_folds, kfold_settings, seed)
+        try:
+            result = _with_kfold(result, loaded, labels, group, k_folds, kfold_settings, seed)
+        except ValueError as err:
+            if kfold is True:
+                raise
+            # automatic fallback not possible for these fits: keep PSIS-LOO and say so in the verdict
+            result.verdict = (f"{result.verdict} Exact K-fold by {group} was not possible ({err}); the PSIS-LOO "
+                              "numbers above are flagged by their Pareto k and should be read with caution.")
     t = result.table
     if len(t) > 1 and not result.separated(str(t.index[0]), str(t.index[1])):
         result.verdict += (f" In plain words: these data do not separate '{t.index[0]}' from '{t.index[1]}'; "
