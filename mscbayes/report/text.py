@@ -1,0 +1,312 @@
+"""Conclusions and caveats in plain words, every number computed from posterior draws.
+
+Nothing here holds a hand-written result: each sentence is a template filled with intervals,
+probabilities and weights taken from the draws, tables and checks it is given. The thresholds the
+sentences refer to (24 h, 10 % alive, 50 % dead material, SD ratio 0.7, ...) are named constants.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "HDI_PROB",
+    "WEAK_ID_RATIO",
+    "SENSITIVITY_SHIFT",
+    "Caveat",
+    "Quantity",
+    "QUANTITIES",
+    "fmt_number",
+    "fmt_interval",
+    "hdi",
+    "quantity_sentence",
+    "fate_conclusions",
+    "comparison_conclusion",
+    "treg_conclusions",
+    "identifiability_caveats",
+    "sensitivity_caveats",
+    "species_caveats",
+    "trust_caveats",
+    "simulated_caveats",
+    "truth_caveats",
+    "censoring_caveats",
+    "pareto_caveats",
+]
+
+#: Credible-interval mass of every interval in the report.
+HDI_PROB: float = 0.94
+#: A parameter whose posterior SD is above this fraction of its prior SD is flagged as weakly identified.
+WEAK_ID_RATIO: float = 0.7
+#: A prior-sensitivity refit that moves a posterior mean by more than this many posterior SDs is flagged.
+SENSITIVITY_SHIFT: float = 0.5
+#: Fraction of censored measurements above which the report warns.
+CENSORED_WARN: float = 0.3
+
+
+@dataclass(frozen=True)
+class Caveat:
+    """One limitation the analysis detected: what kind, how serious, in plain words."""
+
+    kind: str        # "untrustworthy", "identifiability", "sensitivity", "species", "simulated", ...
+    severity: str    # "high" | "medium" | "low"
+    text: str
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """How to speak about one derived quantity."""
+
+    label: str             # noun phrase, e.g. "live-cell half-life in the lung"
+    unit: str              # "h" or "" (fractions are given as fractions of ...)
+    of: str                # what a fraction is a fraction of ("" for non-fractions)
+    threshold: float       # the value a probability statement refers to
+    direction: str         # "<" or ">": the probability reported is P(q direction threshold)
+    threshold_words: str   # e.g. "shorter than 24 h"
+
+
+#: The fate model's derived quantities (mscbayes.model.DERIVED).
+QUANTITIES: dict[str, Quantity] = {
+    "lung_live_half_life_h": Quantity("live-cell half-life in the lung", "h", "", 24.0, "<", "shorter than 24 h"),
+    "first_pass_lung_fraction": Quantity("fraction of an intravenous dose trapped in the lung on the first pass",
+                                         "", "", 0.9, ">", "above 0.9"),
+    "fraction_alive_24h": Quantity("fraction of infused cells still alive at 24 h", "", "", 0.1, "<", "below 0.1"),
+    "liver_dead_share_24h": Quantity("share of dead-cell material in the MSC material found in the liver at 24 h",
+                                     "", "", 0.5, ">", "above one half"),
+}
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def fmt_number(x: float, digits: int = 2) -> str:
+    """``digits`` significant digits, no scientific notation between 1e-4 and 1e6."""
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    x = float(x)
+    if x == 0:
+        return "0"
+    mag = math.floor(math.log10(abs(x)))
+    if mag >= 6 or mag < -4:
+        return f"{x:.{max(digits - 1, 0)}e}"
+    decimals = max(digits - 1 - mag, 0)
+    return f"{x:,.{decimals}f}".replace(",", "\u2009") if abs(x) >= 1e4 else f"{x:.{decimals}f}"
+
+
+def fmt_interval(lo: float, hi: float, digits: int = 2, sep: str = "–") -> str:
+    """``lo–hi`` with enough digits that the two ends differ (``0.993–0.998`` rather than ``0.99–1``)."""
+    for d in range(digits, digits + 5):
+        a, b = fmt_number(lo, d), fmt_number(hi, d)
+        if a != b or lo == hi:
+            return f"{a}{sep}{b}"
+    return f"{fmt_number(lo, digits + 5)}{sep}{fmt_number(hi, digits + 5)}"
+
+
+def fmt_prob(p: float) -> str:
+    """A probability with two decimals, saying '> 0.99' / '< 0.01' rather than 1.00 / 0.00."""
+    if not np.isfinite(p):
+        return "n/a"
+    if p > 0.995:
+        return "> 0.99"
+    if p < 0.005:
+        return "< 0.01"
+    return f"{p:.2f}"
+
+
+def hdi(draws: np.ndarray, prob: float = HDI_PROB) -> tuple[float, float]:
+    """Highest-density interval of 1-D draws (NaN, NaN when there are no finite draws)."""
+    import arviz as az
+
+    x = np.asarray(draws, dtype=float).reshape(-1)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return (float("nan"), float("nan"))
+    lo, hi = az.hdi(x, hdi_prob=prob)
+    return float(lo), float(hi)
+
+
+# --------------------------------------------------------------------------- conclusions
+
+
+def quantity_sentence(name: str, draws: np.ndarray, *, study: str | None = None, species: str | None = None,
+                      prob: float = HDI_PROB) -> str:
+    """One sentence about one derived quantity: its interval, median and a probability."""
+    q = QUANTITIES.get(name)
+    x = np.asarray(draws, dtype=float).reshape(-1)
+    x = x[np.isfinite(x)]
+    lo, hi = hdi(x, prob)
+    med = float(np.median(x)) if x.size else float("nan")
+    where = f"In {study}" + (f" ({species})" if species else "") if study else "Overall"
+    pct = f"{prob * 100:.0f} %"
+    if q is None:
+        return f"{where}, {name} is {fmt_interval(lo, hi)} ({pct} interval; median {fmt_number(med)})."
+    unit = f" {q.unit}" if q.unit else ""
+    p = float(np.mean(x < q.threshold)) if q.direction == "<" else float(np.mean(x > q.threshold))
+    if q.of:
+        body = f"the {q.label} is {fmt_interval(lo, hi)} of {q.of}"
+    else:
+        body = f"the {q.label} is {fmt_interval(lo, hi)}{unit}"
+    return (f"{where}, {body} ({pct}; median {fmt_number(med)}{unit}); "
+            f"the probability that it is {q.threshold_words} is {fmt_prob(p)}.")
+
+
+def fate_conclusions(fit_name: str, derived: Mapping[str, Mapping[str, np.ndarray]], *, trustworthy: bool,
+                     species: Mapping[str, str] | None = None, prob: float = HDI_PROB) -> list[str]:
+    """Sentences for the derived quantities of one fate fit: ``derived[quantity][study] = draws``."""
+    out = []
+    species = species or {}
+    prefix = "" if trustworthy else f"[UNTRUSTWORTHY fit '{fit_name}': do not rely on this] "
+    for name in QUANTITIES:
+        for study, draws in derived.get(name, {}).items():
+            out.append(prefix + quantity_sentence(name, draws, study=study, species=species.get(study), prob=prob))
+    return out
+
+
+def comparison_conclusion(name: str, table: pd.DataFrame, verdict: str | None = None) -> list[str]:
+    """'Stacking puts 0.81 of the weight on H2' plus the comparison's own verdict paragraph."""
+    if table is None or table.empty or "weight" not in table:
+        return []
+    best = str(table["weight"].idxmax())
+    w = float(table["weight"].max())
+    sentence = f"{name}: stacking puts {w:.2f} of the weight on '{best}'"
+    if "weight_bb_pseudo_bma" in table:
+        sentence += f" (BB-pseudo-BMA {float(table.loc[best, 'weight_bb_pseudo_bma']):.2f})"
+    rest = [f"'{m}' {float(v):.2f}" for m, v in table["weight"].items() if str(m) != best]
+    if rest:
+        sentence += "; the others get " + ", ".join(rest)
+    out = [sentence + "."]
+    if verdict:
+        out.append(verdict)
+    return out
+
+
+def treg_conclusions(name: str, *, rule: str | None, contributions: pd.DataFrame | None = None,
+                     secretome: pd.DataFrame | None = None, probabilities: pd.DataFrame | None = None,
+                     prob: float = HDI_PROB, trustworthy: bool = True) -> list[str]:
+    """Sentences for a Treg fit: the pathway whose removal costs most, the secretome effect, the
+    rule weights."""
+    out = []
+    pct = f"{prob * 100:.0f} %"
+    prefix = "" if trustworthy else f"[UNTRUSTWORTHY fit '{name}': do not rely on this] "
+    if contributions is not None and len(contributions) and "mean" in contributions:
+        top = contributions["mean"].astype(float).idxmax()
+        r = contributions.loc[top]
+        out.append(prefix + f"{name} (rule '{rule}'): removing the {top} pathway would remove "
+                   f"{fmt_interval(r['hdi_low'], r['hdi_high'])} of the induction ({pct}; mean "
+                   f"{fmt_number(r['mean'])}), the largest share of any pathway.")
+    if secretome is not None and len(secretome):
+        for _, r in secretome.iterrows():
+            out.append(prefix + f"{name}: conditioned medium of {r.get('cm_study', '?')} changes "
+                       f"{r.get('readout', 'the Treg fraction')} by a fold change of "
+                       f"{fmt_interval(r['fold_change_hdi_low'], r['fold_change_hdi_high'])} ({pct}); "
+                       f"the probability that it raises it is {fmt_prob(float(r['prob_positive']))}.")
+    if probabilities is not None and len(probabilities) and "stacking_weight" in probabilities:
+        best = str(probabilities["stacking_weight"].astype(float).idxmax())
+        w = float(probabilities["stacking_weight"].max())
+        out.append(f"{name}: stacking puts {w:.2f} of the weight on the '{best}' combination rule.")
+    return out
+
+
+# --------------------------------------------------------------------------- caveats
+
+
+def identifiability_caveats(fit_name: str, ratios: Mapping[str, float], *,
+                            threshold: float = WEAK_ID_RATIO) -> list[Caveat]:
+    """Quantities whose posterior SD is still above ``threshold`` × their prior SD."""
+    weak = {k: v for k, v in ratios.items() if v is not None and np.isfinite(v) and v > threshold}
+    if not weak:
+        return []
+    listing = ", ".join(f"{k} ({v:.2f})" for k, v in sorted(weak.items(), key=lambda kv: -kv[1]))
+    return [Caveat("identifiability", "medium",
+                   f"Weak identifiability in '{fit_name}': for {len(weak)} quantit{'y' if len(weak) == 1 else 'ies'} "
+                   f"the posterior SD is more than {threshold:.1f} of the prior SD (ratio in brackets): {listing}. "
+                   "Their intervals mostly restate the prior; the data say little about them.")]
+
+
+def sensitivity_caveats(fit_name: str, shifts: pd.DataFrame, *, threshold: float = SENSITIVITY_SHIFT) -> list[Caveat]:
+    """Quantities that moved by more than ``threshold`` posterior SDs when the priors were changed
+    (``shifts`` columns: quantity, variant, shift_sd)."""
+    if shifts is None or shifts.empty:
+        return []
+    big = shifts[shifts["shift_sd"].abs() > threshold]
+    if big.empty:
+        return [Caveat("sensitivity", "low",
+                       f"Prior sensitivity of '{fit_name}': no reported quantity moved by more than "
+                       f"{threshold} posterior SD under the alternative priors "
+                       f"({', '.join(sorted(set(shifts['variant'].astype(str))))}).")]
+    listing = "; ".join(f"{r.quantity} under '{r.variant}' ({r.shift_sd:+.2f} SD)" for r in big.itertuples())
+    return [Caveat("sensitivity", "medium",
+                   f"Prior sensitivity in '{fit_name}': {listing}. These conclusions depend on the prior, "
+                   "not only on the data.")]
+
+
+def species_caveats(species: Iterable[str], *, kinds: Iterable[str] = ("fate",)) -> list[Caveat]:
+    """In vivo data from animals (extrapolation to patients) or pooled across species."""
+    sp = sorted({str(s) for s in species if str(s) and str(s) != "nan"})
+    if not sp or "fate" not in set(kinds):
+        return []
+    out = []
+    animals = [s for s in sp if s != "human"]
+    if animals:
+        out.append(Caveat("species", "medium",
+                          f"Extrapolation across species: the in vivo data come from {', '.join(animals)}"
+                          + (" (and human)" if "human" in sp else "") + ". Half-lives, trapped fractions and "
+                          "survival describe these animals with their cell products and doses; applying them to "
+                          "patients assumes the same death, engulfment and clearance rates per hour, which the "
+                          "data here do not test."))
+    if len(sp) > 1:
+        out.append(Caveat("species", "medium",
+                          f"The model pools {', '.join(sp)} with shared kinetic rates (only blood-flow fractions "
+                          "differ by species); species differences in the rates would appear as between-study "
+                          "spread."))
+    return out
+
+
+def trust_caveats(untrustworthy: Mapping[str, str]) -> list[Caveat]:
+    """One high-severity caveat per fit that failed its diagnostics (``{name: verdict text}``)."""
+    return [Caveat("untrustworthy", "high",
+                   f"Fit '{name}' failed its sampler diagnostics ({verdict.rstrip('.')}). Its intervals, conclusions and "
+                   "comparisons are not reliable; refit with more tuning or draws, or reparameterise.")
+            for name, verdict in untrustworthy.items()]
+
+
+def simulated_caveats(simulated_sources: Sequence[str]) -> list[Caveat]:
+    """Data that are simulated (virtual experiments), not measured."""
+    if not simulated_sources:
+        return []
+    return [Caveat("simulated", "low",
+                   f"Simulated data: {', '.join(sorted(set(simulated_sources)))} "
+                   f"{'comes' if len(set(simulated_sources)) == 1 else 'come'} from a virtual experiment "
+                   "through the model's own mechanisms. Results show what such a design could resolve, not "
+                   "what MSC do.")]
+
+
+def truth_caveats(fit_name: str, missed: Sequence[str], *, prob: float = HDI_PROB) -> list[Caveat]:
+    """Simulation parameters that fall outside their posterior interval."""
+    if not missed:
+        return []
+    return [Caveat("recovery", "medium",
+                   f"In '{fit_name}', the simulated true value lies outside the {prob:.0%} posterior interval for "
+                   f"{', '.join(missed)}. One miss in about {round(1 / (1 - prob))} is expected by chance; more "
+                   "suggest a biased design or an unconverged fit.")]
+
+
+def censoring_caveats(dataset: str, n_censored: int, n_total: int, *, threshold: float = CENSORED_WARN) -> list[Caveat]:
+    if n_total == 0 or n_censored / n_total <= threshold:
+        return []
+    return [Caveat("censoring", "low",
+                   f"{n_censored} of {n_total} measurements in {dataset} ({n_censored / n_total:.0%}) are below "
+                   "their detection limit; late-time estimates rest on the limits, not on measured values.")]
+
+
+def pareto_caveats(name: str, n_high: int, n_total: int, unit: str = "observations") -> list[Caveat]:
+    if n_high == 0:
+        return []
+    return [Caveat("pareto_k", "medium",
+                   f"'{name}': {n_high} of {n_total} {unit} have a Pareto k above the reliability threshold, so "
+                   "their leave-one-out estimates (LOO-PIT, comparison) are approximate; those points are "
+                   "influential.")]
