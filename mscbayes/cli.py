@@ -5,6 +5,8 @@
     mscbayes fit data.csv --out fit.nc [--priors a.toml] [--sampler nutpie|pymc|numpyro] [--seed N]
     mscbayes datasets list | mscbayes datasets show NAME        bundled published evidence with sources
     mscbayes compare FIT.nc FIT.nc ... --out comparison.nc      grouped PSIS-LOO, stacking, verdict
+    mscbayes run ANALYSIS.toml --out DIR                      fit, compare, report (re-runs reuse fits)
+    mscbayes report FIT_OR_COMPARISON ... -o report.html      report of existing fits / comparisons / run dirs
 
 Exit codes: 0 success, 1 invalid data, 2 other user errors, 3 a fit that fails its diagnostics
 (it is still written, marked untrustworthy).
@@ -245,6 +247,46 @@ def compare(fits: list[Path] = typer.Argument(..., help="two or more fit files m
         out.print(result.verdict_text(), markup=False)
         if out_path is not None:
             out.print(f"comparison written to {out_path}")
+
+    _guard(body)
+
+
+@app.command()
+def run(analysis: Path = typer.Argument(..., help="analysis TOML: data sets, models, hypotheses, sampler settings"),
+        out_dir: Path = typer.Option(..., "--out", "-o", help="directory for data, fits, comparisons and the report"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress messages")):
+    """Fit every hypothesis of the analysis file, compare them, write report.html + report.md (fits already done
+    for the same data, priors and settings are reused)."""
+
+    def body():
+        from .run import AnalysisError, run_cli
+
+        try:
+            code = run_cli(analysis, out_dir, progress=not quiet,
+                           echo=lambda m: err.print(m, markup=False, highlight=False))
+        except AnalysisError as e:
+            raise UserError(str(e)) from None
+        if code:
+            raise typer.Exit(code)
+
+    _guard(body)
+
+
+@app.command()
+def report(inputs: list[Path] = typer.Argument(..., help="fit files (.nc), comparison files (.json/.nc) or run directories"),
+           out_path: Path = typer.Option(..., "--out", "-o", help="HTML file (report.md and report_figures/ beside it)"),
+           title: Optional[str] = typer.Option(None, "--title"),
+           no_markdown: bool = typer.Option(False, "--no-markdown", help="skip the Markdown twin"),
+           force: bool = typer.Option(False, "--force", help="overwrite existing report files")):
+    """Write the self-contained posterior report of existing fits and comparisons."""
+
+    def body():
+        from .report import report_cli
+
+        code = report_cli(inputs, out_path, title=title, markdown=not no_markdown, force=force,
+                          echo=lambda m: err.print(m, markup=False, highlight=False))
+        if code:
+            raise typer.Exit(code)
 
     _guard(body)
 
