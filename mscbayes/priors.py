@@ -114,6 +114,48 @@ for _a, _info in ASSAY_INFO.items():
 DEFAULT_PRIORS: dict[str, Prior] = {p.name: p for p in _ROWS}
 
 
+# Priors of the mechanism (H0–H4) model: the fate priors without the kinetics-only death rate (the
+# immune decomposition replaces it), plus NK/engulfment, effect-compartment and outcome priors.
+_OUTCOME_PRIORS = {
+    # readout: (alpha prior, beta prior, sigma prior) on the transformed scale
+    "treg_pct_of_cd4": ({"mu": -2.3, "sigma": 1.0}, {"mu": 0.0, "sigma": 1.5}, {"sigma": 0.5}),
+    "macrophage_il10_pct": ({"mu": -1.7, "sigma": 1.0}, {"mu": 0.0, "sigma": 1.5}, {"sigma": 0.5}),
+    "cytokine_pg_ml": ({"mu": 4.0, "sigma": 2.0}, {"mu": 0.0, "sigma": 1.5}, {"sigma": 0.7}),
+    "disease_score": ({"mu": 0.0, "sigma": 10.0}, {"mu": 0.0, "sigma": 5.0}, {"sigma": 3.0}),
+}
+
+
+def _mechanism_rows() -> list[Prior]:
+    from .mechanisms import immune
+
+    rows = [Prior(*r) for r in immune.IMMUNE_PRIORS]
+    rows += [
+        Prior("u50", "lognormal", {"median": 1.0, "sigma": 1.0}, "normalised driver",
+              "driver level giving half the maximal input to R (drivers ÷ their prior-predictive peak)", "mechanisms.md §6.1 [D]"),
+        Prior("k_out", "lognormal", {"median": 0.0083, "sigma": 0.7}, "1/h",
+              "decay of the regulatory effect (k_in ≡ k_out)",
+              "regulatory macrophage phenotype decays over days: 0.2 d⁻¹, 0.05–1 (mechanisms.md §3.3) [D]"),
+        Prior("k_pulse", "lognormal", {"median": 0.3, "sigma": 0.5}, "1/h", "decay of the infusion inflammatory pulse",
+              "cytokine peak at 2–4 h after infusion (Hoogduijn 2013) [M]; rise 1/h fixed [D]"),
+        Prior("gamma_cytokine", "normal", {"mu": 0.0, "sigma": 2.0}, "ln pg/mL per unit pulse",
+              "cytokine response to the inflammatory pulse", "mechanisms.md §6.1 [D]"),
+    ]
+    for readout, (a, b, s) in _OUTCOME_PRIORS.items():
+        rows += [
+            Prior(f"alpha_{readout}", "normal", a, "transformed", f"baseline of {readout} (transformed scale)", "[D]"),
+            Prior(f"beta_{readout}", "normal", b, "transformed", f"slope of {readout} on R (0 ≤ R < 1)", "[D]"),
+            Prior(f"sigma_{readout}", "halfnormal", s, "transformed", f"residual SD of {readout}", "[D]"),
+        ]
+    return rows
+
+
+MECHANISM_PRIORS: dict[str, Prior] = {k: v for k, v in DEFAULT_PRIORS.items() if k not in ("kd", "sd_study_kd", "sd_animal_kd")}
+MECHANISM_PRIORS.update({
+    "sd_study_kd": DEFAULT_PRIORS["sd_study_kd"], "sd_animal_kd": DEFAULT_PRIORS["sd_animal_kd"]})
+MECHANISM_PRIORS.update({p.name: p for p in _mechanism_rows()})
+
+
+
 class PriorError(ValueError):
     pass
 

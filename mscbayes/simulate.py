@@ -331,7 +331,7 @@ GAMMA_CYTOKINE_TRUTH = 1.5
 
 def mechanism_truth(params: dict | None = None) -> dict:
     """Generating parameters for `simulate_mechanisms`: mechanism prior medians, OUTCOME_TRUTH, overrides."""
-    from .hypotheses_model import MECHANISM_PRIORS
+    from .priors import MECHANISM_PRIORS
 
     truth = {name: p.median() for name, p in MECHANISM_PRIORS.items()}
     for r, (a, b, s) in OUTCOME_TRUTH.items():
@@ -363,7 +363,7 @@ def simulate_mechanisms(design: Design, hypothesis: str | None = None, params: d
     `mechanism_truth()` (design.truth is applied first). Truth kept in attrs["truth"].
     Validate with `mscbayes.data.outcomes.read_invivo_table`.
     """
-    from .hypotheses_model import MECHANISM_PRIORS, transform_outcome  # noqa: F401
+    from .priors import MECHANISM_PRIORS
 
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an integer, got {seed!r}")
