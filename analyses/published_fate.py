@@ -28,6 +28,8 @@ QUANTITIES = [
     ("fraction_alive_24h_species", "fraction of infused cells alive at 24 h", ("mouse", "rat", "human")),
     ("liver_dead_share_24h_species", "dead-cell share of the liver material at 24 h", ("mouse", "rat", "human")),
     ("liver_dead_share_72h_species", "dead-cell share of the liver material at 72 h", ("mouse", "rat", "human")),
+    ("fraction_reaching_target_alive_species",
+     "fraction of an IV dose ever reaching an injured tissue alive (1 % of cardiac output)", ("mouse", "rat", "human")),
 ]
 PROB = 0.94
 

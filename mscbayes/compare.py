@@ -323,6 +323,12 @@ def compare_models(fits: Mapping[str, Any], *, group: str | None = None, var_nam
                       verdict=verdict_text(table, ktab, group))
 
 
+#: An elpd difference below this (nats) means "predict alike", whatever its SE: for small differences
+#: the SE of the difference is itself unreliable (Sivula, Magnusson, Matamoros & Vehtari, "Uncertainty in
+#: Bayesian leave-one-out cross-validation based model comparison", arXiv:2008.10296, §5).
+MIN_ELPD_DIFF: float = 4.0
+
+
 def verdict_text(table: pd.DataFrame, pareto_k: pd.DataFrame, group: str | None) -> str:
     """A plain-words paragraph: which model the data favour, how clearly, and how far to trust it."""
     unit = group or "observation"
@@ -341,7 +347,9 @@ def verdict_text(table: pd.DataFrame, pareto_k: pd.DataFrame, group: str | None)
         diff = float(table["elpd_diff"].iloc[1])
         dse = float(table["dse"].iloc[1])
         z = diff / dse if dse > 0 else (math.inf if diff > 0 else 0.0)
-        if z >= 4:
+        if diff <= MIN_ELPD_DIFF:
+            strength = "not clearly different"
+        elif z >= 4:
             strength = "clearly better"
         elif z >= 2:
             strength = "better"
@@ -390,7 +398,8 @@ class HypothesisComparison(Comparison):
         return self.verdict
 
     def separated(self, a: str, b: str, z: float = 2.0) -> bool:
-        """True when the elpd difference between models a and b exceeds z standard errors."""
+        """True when the elpd difference between models a and b exceeds z standard errors and
+        `MIN_ELPD_DIFF` (below that the models predict alike and the SE itself is unreliable)."""
         t = self.table
         d = abs(float(t.loc[a, "elpd_loo"]) - float(t.loc[b, "elpd_loo"]))
         best = str(t.index[0])
@@ -399,7 +408,7 @@ class HypothesisComparison(Comparison):
             se = float(t.loc[other, "dse"])
         else:
             se = math.hypot(float(t.loc[a, "dse"]), float(t.loc[b, "dse"]))
-        return bool(d > z * se) if se > 0 else d > 0
+        return bool(d > MIN_ELPD_DIFF and (d > z * se if se > 0 else True))
 
     def save(self, path, *, force: bool = False):
         """Write the table, the Pareto-k table, the verdict and the data hash to one NetCDF file."""

@@ -74,7 +74,7 @@ from . import model as fate_model
 from .mechanisms import trapping
 from .mechanisms.assays import ASSAY_INFO, ASSAYS, detection_limit
 from .mechanisms.backend import pytensor_backend
-from .mechanisms.fate import AnimalDesign, expected_signals, fate_states
+from .mechanisms.fate import AnimalDesign, expected_signals, fate_states, fraction_ever_alive_in
 
 __all__ = [
     "EVIDENCE_COLUMNS", "KINDS", "QUANTITIES", "EvidenceSelection", "EvidenceError",
@@ -729,7 +729,8 @@ def build_evidence_model(evidence_rows, priors=None, fate_frame: pd.DataFrame | 
     a fate table, `y`/`detected` one per measurement), so LOO works per row. Deterministics (dims species,
     typical 20 ± 4 µm MSC, IV bolus, population level): first_pass_lung_fraction_species,
     lung_live_half_life_h_species, fraction_alive_24h_species, liver_dead_share_24h_species,
-    liver_dead_share_72h_species; and per evidence row `evidence_quantity` (q).
+    liver_dead_share_72h_species, fraction_reaching_target_alive_species (an injured tissue with 1 % of
+    cardiac output, ever reached alive); and per evidence row `evidence_quantity` (q).
     """
     f = evidence_frame(evidence_rows)
     pr = fate_model.resolve_priors(priors)
@@ -847,8 +848,9 @@ def _row_log_quantities(f, pts, row_points, params, log_kd_study, ext_study, del
 
 
 def _individual_block(model, d, pr, params, log_kd_study, ext_study, delta_sp, sp_index, studies, v_study, xp):
-    """The fate model's animal level and observation terms for individual rows (mirrors model.build_model;
-    see the note for the lead in analyses/published_fate.md), on the shared study effects."""
+    """The fate model's animal level and observation terms for individual rows (`model.animal_effects`,
+    `model.observation_terms`: the same code as `model.build_model`), on the shared study effects and
+    the species effect on the death rate."""
     f = d["frame"]
     obs_per_animal = f.groupby("animal").size().reindex(d["animals"]).to_numpy()
     animal_param = fate_model.choose_parameterisation(obs_per_animal)
@@ -863,47 +865,14 @@ def _individual_block(model, d, pr, params, log_kd_study, ext_study, delta_sp, s
     a_study = g_study[d["animal_study"]]
     a_sp = sp_index.get_indexer([d["design"].species[np.flatnonzero(d["unit_animal"] == a)[0]]
                                  for a in range(len(d["animals"]))])
-    mu_kd_a = log_kd_study[a_study] + delta_sp[a_sp]
-    mu_ext_a = ext_study[a_study]
-    sd_a_kd = fate_model._rv(pr["sd_animal_kd"], "sd_animal_kd")
-    sd_a_ext = fate_model._rv(pr["sd_animal_extraction"], "sd_animal_extraction")
-    sd_a_rec = fate_model._rv(pr["sd_animal_recovery"], "sd_animal_recovery")
-    if animal_param == "centred":
-        log_kd_a = pm.Normal("log_kd_animal", mu=mu_kd_a, sigma=sd_a_kd, dims="animal")
-        ext_a = pm.Normal("extraction_shift_animal", mu=mu_ext_a, sigma=sd_a_ext, dims="animal")
-        log_rec = pm.Normal("log_recovery_animal", 0.0, sd_a_rec, dims="animal")
-    else:
-        z = [pm.Normal(n, 0.0, 1.0, dims="animal") for n in ("z_kd_animal", "z_extraction_animal", "z_recovery_animal")]
-        log_kd_a = pm.Deterministic("log_kd_animal", mu_kd_a + sd_a_kd * z[0], dims="animal")
-        ext_a = pm.Deterministic("extraction_shift_animal", mu_ext_a + sd_a_ext * z[1], dims="animal")
-        log_rec = pm.Deterministic("log_recovery_animal", sd_a_rec * z[2], dims="animal")
+    log_kd_a, ext_a, log_rec = fate_model.animal_effects(pr, log_kd_study[a_study] + delta_sp[a_sp],
+                                                         ext_study[a_study], animal_param)
     viab = d["viability"]
     if np.isnan(viab).any():
         viability = pt.switch(np.isnan(viab), v_study[g_study[d["unit_study"]]], np.nan_to_num(viab))
     else:
         viability = pt.as_tensor_variable(viab)
-    ua = d["unit_animal"]
-    signals = expected_signals(d["design"], params, d["requests"], kd=pt.exp(log_kd_a)[ua], viability=viability,
-                               lung_logit_offset=ext_a[ua], xp=xp)
-    S = pt.stack([signals[r] for r in d["requests"]])
-    sig_obs = S[d["obs_request"], d["obs_unit"]]
-    dose = d["dose"]
-    mean_cells = pt.exp(log_rec)[ua][d["obs_unit"]] * (sig_obs + fate_model.BACKGROUND_FRACTION * dose)
-    sigma = pm.HalfNormal("sigma", sigma=[ASSAY_INFO[a].noise_sd_prior for a in d["assays"]], dims="assay")
-    sig_row = sigma[d["obs_assay"]]
-    if cont.any():
-        frac = d["measure"][cont] == "fraction_of_dose"
-        m = pt.log(mean_cells[cont] / np.where(frac, dose[cont], 1.0))
-        y = np.where(d["censored"][cont], d["lod"][cont], d["value"][cont])
-        lod = d["lod"][cont]
-        log_lod = np.log(np.where(np.isfinite(lod) & (lod > 0), lod, 1e-300))
-        pm.CustomDist("y", m, sig_row[cont], log_lod, d["censored"][cont], np.zeros(cont.sum()), frac,
-                      logp=fate_model.lognormal_obs_logp, random=fate_model.lognormal_obs_random, observed=y,
-                      dims="obs")
-    if det.any():
-        z = (pt.log(mean_cells[det]) - np.log(d["lod"][det])) / sig_row[det]
-        p = pt.clip(0.5 * pt.erfc(-z / np.sqrt(2.0)), 1e-12, 1 - 1e-12)
-        pm.Bernoulli("detected", p=p, observed=d["value"][det].astype(int), dims="obs_detected")
+    fate_model.observation_terms(d, params, log_kd_a, ext_a, log_rec, viability, xp)
 
 
 def _species_derived(params, log_kd, delta_sp, species, xp):
@@ -934,3 +903,6 @@ def _species_derived(params, log_kd, delta_sp, species, xp):
         st = out[t]
         liver = st["X_liver"] + st["Y_liver"] + st["Z_liver"]
         pm.Deterministic(f"liver_dead_share_{int(t)}h_species", (st["Y_liver"] + st["Z_liver"]) / liver, dims="species")
+    pm.Deterministic("fraction_reaching_target_alive_species",
+                     fraction_ever_alive_in(typical, params, kd=kd, viability=1.0, lung_logit_offset=0.0, xp=xp),
+                     dims="species")

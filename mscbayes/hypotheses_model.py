@@ -43,7 +43,7 @@ from .mechanisms import hypotheses as hyp
 from .mechanisms.assays import ASSAY_INFO
 from .mechanisms.backend import pytensor_backend
 from .mechanisms.fate import expected_signals
-from .model import BACKGROUND_FRACTION, ModelDataError, _rv, lognormal_obs_logp, prepare
+from .model import BACKGROUND_FRACTION, _rv, lognormal_obs_logp, prepare
 from .priors import DEFAULT_PRIORS, MECHANISM_PRIORS, Prior, override, priors_from_dict  # noqa: F401
 
 OBS_VARS = ("y", "detected", "outcome", "nk_lysis", "nk_lysed")
@@ -316,16 +316,21 @@ def _fate_block(fate: pd.DataFrame, pr, params, log_kd0, treatments, weights, xp
         log_lod = np.log(np.where(np.isfinite(d["lod"][cont]) & (d["lod"][cont] > 0), d["lod"][cont], 1e-300))
         w = pm.Data("w_y", np.ones(cont.sum()), dims="obs")
         weights["y"] = w
-        pm.CustomDist("y", m, sig_row[cont], log_lod, d["censored"][cont], np.zeros(cont.sum()), frac, w,
-                      logp=_weighted_lognormal_logp, observed=y, dims="obs")
+        # values, limits and censoring as data: replicate data sets of one design share a compiled model
+        y_data = pm.Data("y_value", y, dims="obs")
+        lod_data = pm.Data("y_log_lod", log_lod, dims="obs")
+        cens_data = pm.Data("y_censored", d["censored"][cont].astype(float), dims="obs")
+        pm.CustomDist("y", m, sig_row[cont], lod_data, cens_data, np.zeros(cont.sum()), frac, w,
+                      logp=_weighted_lognormal_logp, observed=y_data, dims="obs")
     if det.any():
         model.add_coord("obs_detected", rows[det])
-        z = (pt.log(mean_cells[det]) - np.log(d["lod"][det])) / sig_row[det]
+        lod_det = pm.Data("detected_log_lod", np.log(d["lod"][det]), dims="obs_detected")
+        z = (pt.log(mean_cells[det]) - lod_det) / sig_row[det]
         p = pt.clip(0.5 * pt.erfc(-z / np.sqrt(2.0)), 1e-12, 1 - 1e-12)
         w = pm.Data("w_detected", np.ones(det.sum()), dims="obs_detected")
         weights["detected"] = w
-        pm.CustomDist("detected", p, w, logp=_weighted_bernoulli_logp,
-                      observed=d["value"][det].astype(float), dims="obs_detected")
+        det_data = pm.Data("detected_value", d["value"][det].astype(float), dims="obs_detected")
+        pm.CustomDist("detected", p, w, logp=_weighted_bernoulli_logp, observed=det_data, dims="obs_detected")
 
 
 def _outcome_block(o: pd.DataFrame, pr, params, hypothesis, treatments, weights, xp):

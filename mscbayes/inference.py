@@ -1,7 +1,8 @@
 """The one sampling entry point, the fallback ladder, and `Fit` save/load with provenance.
 
 * `sample(model, settings=..., seed=...)` is the only function in mscbayes that calls a sampler
-  (``pm.sample`` with ``nuts_sampler=...``; nutpie with the numba backend by default).
+  (nutpie with the numba backend by default, compiled once per model and reused with swapped
+  data; ``pm.sample`` for PyMC's NUTS and numpyro).
 * `fit_model(kind, table, ...)` builds the registered model kind, samples, diagnoses and, if the
   diagnostics fail, retries along a short ladder of safer settings.
 * `Fit` is InferenceData plus everything needed to trust, reproduce and rebuild it; it is saved
@@ -21,6 +22,7 @@ import logging
 import os
 import sys
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -195,17 +197,7 @@ def sample(
         return_inferencedata=True,
     )
     if settings.sampler == "nutpie":
-        idata = pm.sample(
-            nuts_sampler="nutpie",
-            nuts_sampler_kwargs={
-                "backend": "numba",
-                "gradient_backend": "pytensor",
-                "maxdepth": settings.max_treedepth,
-                "cores": cores,
-                "save_warmup": False,
-            },
-            **common,
-        )
+        idata = _sample_nutpie(model, settings, seed=seed, cores=cores, progress=progress)
     elif settings.sampler == "pymc":
         idata = pm.sample(nuts_sampler="pymc", max_treedepth=settings.max_treedepth, **common)
     else:  # numpyro
@@ -243,6 +235,133 @@ def sample(
     if "sample_stats" in idata.groups():
         idata.sample_stats.attrs["sampler"] = settings.sampler
         idata.sample_stats.attrs["max_treedepth"] = settings.max_treedepth
+    return idata
+
+
+# =========================================================================== nutpie, compiled once
+
+#: Compiled nutpie models. Compilation (numba) takes 10-200 s, far more than sampling small designs, so a
+#: model is compiled once and reused: by the same `pm.Model` (fallback attempts, K-fold folds, replicate
+#: data sets swapped in with ``pm.set_data``) and by any later model whose log-density and deterministic
+#: graphs are identical up to its data (`pytensor.graph.basic.equal_computations`: same operations, same
+#: constants; shared data paired by name), e.g. the same table rebuilt. The most recent few are kept.
+_NUTPIE_BY_MODEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_NUTPIE_RECENT: list = []
+NUTPIE_CACHE_SIZE: int = 6
+
+
+def _shared_variables(model: pm.Model) -> dict[str, Any]:
+    """The model's shared variables by name (pm.Data and mutable dimension lengths)."""
+    shared = {v.name: v for v in model.data_vars}
+    shared.update({v.name: v for v in model.dim_lengths.values() if hasattr(v, "get_value")})
+    return {k: v for k, v in shared.items() if k}
+
+
+def _structure_key(model: pm.Model) -> tuple:
+    """A cheap necessary condition for reuse: variable names and data shapes."""
+    return (
+        tuple(v.name for v in model.free_RVs),
+        tuple(v.name for v in model.observed_RVs),
+        tuple(v.name for v in model.deterministics),
+        tuple((k, np.shape(v.get_value())) for k, v in sorted(_shared_variables(model).items())),
+    )
+
+
+@dataclass
+class _CacheEntry:
+    key: tuple
+    compiled: Any
+    model: pm.Model
+    _graphs: tuple | None = None
+
+    def graphs(self) -> tuple[list, list]:
+        if self._graphs is None:
+            self._graphs = _graphs_of(self.model)
+        return self._graphs
+
+
+def _graphs_of(model: pm.Model) -> tuple[list, list]:
+    outs = [model.logp(), *model.replace_rvs_by_values(model.deterministics)]
+    shared = _shared_variables(model)
+    ins = [model.rvs_to_values[v] for v in model.free_RVs] + [shared[k] for k in sorted(shared)]
+    return outs, ins
+
+
+def _same_computation(entry: _CacheEntry, model: pm.Model) -> bool:
+    from pytensor.graph.basic import equal_computations
+
+    outs_a, ins_a = entry.graphs()
+    outs_b, ins_b = _graphs_of(model)
+    try:
+        return bool(equal_computations(outs_a, outs_b, in_xs=ins_a, in_ys=ins_b))
+    except RecursionError:
+        return False
+
+
+def compiled_nutpie_model(model: pm.Model) -> Any:
+    """The nutpie-compiled (numba) `model` with the model's current data swapped in: from the cache when
+    the same or an identical computation was compiled before, else compiled now. A nutpie CompiledModel."""
+    import nutpie
+
+    key = _structure_key(model)
+    entry = _NUTPIE_BY_MODEL.get(model)
+    if entry is None or entry.key != key:
+        entry = next((e for e in reversed(_NUTPIE_RECENT) if e.key == key and _same_computation(e, model)), None)
+        if entry is None:
+            compiled = nutpie.compile_pymc_model(model, backend="numba", gradient_backend="pytensor")
+            entry = _CacheEntry(key=key, compiled=compiled, model=model)
+            _NUTPIE_RECENT.append(entry)
+            for old in _NUTPIE_RECENT[:-NUTPIE_CACHE_SIZE]:
+                _NUTPIE_BY_MODEL.pop(old.model, None)   # the entry holds its model: let both go
+            del _NUTPIE_RECENT[:-NUTPIE_CACHE_SIZE]
+            _NUTPIE_BY_MODEL[model] = entry
+            return compiled
+        _NUTPIE_BY_MODEL[model] = entry
+    compiled = entry.compiled
+    current = {k: np.asarray(v.get_value()) for k, v in _shared_variables(model).items()}
+    updates = {k: v for k, v in current.items() if k in compiled.shared_data}
+    return compiled.with_data(**updates) if updates else compiled
+
+
+def _sample_nutpie(model: pm.Model, settings: SamplerSettings, *, seed: int, cores: int,
+                   progress: bool) -> az.InferenceData:
+    """nutpie's NUTS on the cached compiled model, returned with the groups ``pm.sample`` adds."""
+    import nutpie
+    from arviz.data.base import dict_to_dataset
+    from pymc.backends.arviz import (
+        coords_and_dims_for_inferencedata,
+        find_constants,
+        find_observations,
+    )
+
+    compiled = compiled_nutpie_model(model)
+    t0 = time.time()
+    idata = nutpie.sample(
+        compiled,
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        cores=cores,
+        seed=seed,
+        save_warmup=False,
+        progress_bar=progress,
+        target_accept=settings.target_accept,
+        maxdepth=settings.max_treedepth,
+    )
+    # labels from this model (a cached compile may carry another model's coordinate values)
+    labels = {dim: list(vals) for dim, vals in model.coords.items()
+              if dim in idata.posterior.dims and vals is not None and len(vals) == idata.posterior.sizes[dim]}
+    idata.posterior = idata.posterior.assign_coords(labels)
+    idata.posterior.attrs["sampling_time"] = time.time() - t0
+    idata.posterior.attrs["tuning_steps"] = settings.tune
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    groups = {
+        "constant_data": dict_to_dataset(find_constants(model), library=pm, coords=coords, dims=dims,
+                                         default_dims=[]),
+        "observed_data": dict_to_dataset(find_observations(model), library=pm, coords=coords, dims=dims,
+                                         default_dims=[]),
+    }
+    idata.add_groups(groups, coords=coords, dims=dims)
     return idata
 
 

@@ -34,17 +34,17 @@ from pymc.distributions.dist_math import normal_lcdf
 from scipy import stats
 
 from . import registry
-from .data.fate import read_fate_table
 from .mechanisms import trapping
 from .mechanisms.assays import ASSAY_INFO, DETECTION_LIMITS
 from .mechanisms.backend import pytensor_backend
-from .mechanisms.fate import AnimalDesign, expected_signals, fate_states
+from .mechanisms.fate import AnimalDesign, expected_signals, fate_states, fraction_ever_alive_in
 from .priors import DEFAULT_PRIORS, Prior, override, priors_from_dict
 
 CENTRE_MIN_OBS = 30
 BACKGROUND_FRACTION = 1e-10  # assay background, as a fraction of the dose, so a zero state has a finite log
 LOG_2PI = math.log(2 * math.pi)
-DERIVED = ("first_pass_lung_fraction", "lung_live_half_life_h", "fraction_alive_24h", "liver_dead_share_24h")
+DERIVED = ("first_pass_lung_fraction", "lung_live_half_life_h", "fraction_alive_24h", "liver_dead_share_24h",
+           "fraction_reaching_target_alive")
 
 
 class ModelDataError(ValueError):
@@ -239,7 +239,7 @@ def build_model(frame: pd.DataFrame, priors=None, hypothesis: str | None = None)
     pr = resolve_priors(priors)
     d = prepare(frame)
     f = d["frame"]
-    n_studies, n_animals = len(d["studies"]), len(d["animals"])
+    n_studies = len(d["studies"])
     obs_per_study = f.groupby("study").size().reindex(d["studies"]).to_numpy()
     obs_per_animal = f.groupby("animal").size().reindex(d["animals"]).to_numpy()
     study_param = "none" if n_studies == 1 else choose_parameterisation(obs_per_study)
@@ -260,21 +260,9 @@ def build_model(frame: pd.DataFrame, priors=None, hypothesis: str | None = None)
         log_kd_study, ext_study = study_effects(pr, log_kd, n_studies, study_param)
 
         # animal level (shared by all organs and assays of an animal)
-        sd_a_kd = _rv(pr["sd_animal_kd"], "sd_animal_kd")
-        sd_a_ext = _rv(pr["sd_animal_extraction"], "sd_animal_extraction")
-        sd_a_rec = _rv(pr["sd_animal_recovery"], "sd_animal_recovery")
         a_study = d["animal_study"]
-        if animal_param == "centred":
-            log_kd_animal = pm.Normal("log_kd_animal", mu=log_kd_study[a_study], sigma=sd_a_kd, dims="animal")
-            ext_animal = pm.Normal("extraction_shift_animal", mu=ext_study[a_study], sigma=sd_a_ext, dims="animal")
-            log_rec = pm.Normal("log_recovery_animal", 0.0, sd_a_rec, dims="animal")
-        else:
-            z_kd_a = pm.Normal("z_kd_animal", 0.0, 1.0, dims="animal")
-            z_ext_a = pm.Normal("z_extraction_animal", 0.0, 1.0, dims="animal")
-            z_rec_a = pm.Normal("z_recovery_animal", 0.0, 1.0, dims="animal")
-            log_kd_animal = pm.Deterministic("log_kd_animal", log_kd_study[a_study] + sd_a_kd * z_kd_a, dims="animal")
-            ext_animal = pm.Deterministic("extraction_shift_animal", ext_study[a_study] + sd_a_ext * z_ext_a, dims="animal")
-            log_rec = pm.Deterministic("log_recovery_animal", sd_a_rec * z_rec_a, dims="animal")
+        log_kd_animal, ext_animal, log_rec = animal_effects(pr, log_kd_study[a_study], ext_study[a_study],
+                                                            animal_param)
 
         # viability at infusion: as reported, else one value per study from its prior
         viab = d["viability"]
@@ -284,34 +272,68 @@ def build_model(frame: pd.DataFrame, priors=None, hypothesis: str | None = None)
         else:
             viability = pt.as_tensor_variable(viab)
 
-        # the kinetic core, once per (animal, time)
-        ua = d["unit_animal"]
-        signals = expected_signals(d["design"], params, d["requests"], kd=pt.exp(log_kd_animal)[ua],
-                                   viability=viability, lung_logit_offset=ext_animal[ua], xp=xp)
-        S = pt.stack([signals[r] for r in d["requests"]])  # (request, unit), cells
-        sig_obs = S[d["obs_request"], d["obs_unit"]]
-        rec_obs = pt.exp(log_rec)[ua][d["obs_unit"]]
-        dose = d["dose"]
-        mean_cells = rec_obs * (sig_obs + BACKGROUND_FRACTION * dose)
-        sigma = pm.HalfNormal("sigma", sigma=[ASSAY_INFO[a].noise_sd_prior for a in d["assays"]], dims="assay")
-        sig_row = sigma[d["obs_assay"]]
-
-        if cont.any():
-            frac = d["measure"][cont] == "fraction_of_dose"
-            norm = np.where(frac, dose[cont], 1.0)
-            m = pt.log(mean_cells[cont] / norm)
-            y = np.where(d["censored"][cont], d["lod"][cont], d["value"][cont])
-            log_lod = np.log(np.where(np.isfinite(d["lod"][cont]) & (d["lod"][cont] > 0), d["lod"][cont], 1e-300))
-            pm.CustomDist("y", m, sig_row[cont], log_lod, d["censored"][cont], np.zeros(cont.sum()), frac,
-                          logp=lognormal_obs_logp, random=lognormal_obs_random, observed=y, dims="obs")
-        if det.any():
-            m_det = pt.log(mean_cells[det])
-            z = (m_det - np.log(d["lod"][det])) / sig_row[det]
-            p = pt.clip(0.5 * pt.erfc(-z / np.sqrt(2.0)), 1e-12, 1 - 1e-12)
-            pm.Bernoulli("detected", p=p, observed=d["value"][det].astype(int), dims="obs_detected")
-
+        observation_terms(d, params, log_kd_animal, ext_animal, log_rec, viability, xp)
         _derived(d, params, log_kd_study, ext_study, xp)
     return model
+
+
+def animal_effects(pr, mu_log_kd, mu_ext, parameterisation: str):
+    """Animal-level effects (dims "animal") around their study means: ln kd, the lung-extraction logit
+    shift and a log recovery factor (shared by all organs and assays of an animal), centred or non-centred
+    (`choose_parameterisation`). Returns (log_kd_animal, extraction_shift_animal, log_recovery_animal)."""
+    sd_a_kd = _rv(pr["sd_animal_kd"], "sd_animal_kd")
+    sd_a_ext = _rv(pr["sd_animal_extraction"], "sd_animal_extraction")
+    sd_a_rec = _rv(pr["sd_animal_recovery"], "sd_animal_recovery")
+    if parameterisation == "centred":
+        log_kd_animal = pm.Normal("log_kd_animal", mu=mu_log_kd, sigma=sd_a_kd, dims="animal")
+        ext_animal = pm.Normal("extraction_shift_animal", mu=mu_ext, sigma=sd_a_ext, dims="animal")
+        log_rec = pm.Normal("log_recovery_animal", 0.0, sd_a_rec, dims="animal")
+    else:
+        z_kd_a = pm.Normal("z_kd_animal", 0.0, 1.0, dims="animal")
+        z_ext_a = pm.Normal("z_extraction_animal", 0.0, 1.0, dims="animal")
+        z_rec_a = pm.Normal("z_recovery_animal", 0.0, 1.0, dims="animal")
+        log_kd_animal = pm.Deterministic("log_kd_animal", mu_log_kd + sd_a_kd * z_kd_a, dims="animal")
+        ext_animal = pm.Deterministic("extraction_shift_animal", mu_ext + sd_a_ext * z_ext_a, dims="animal")
+        log_rec = pm.Deterministic("log_recovery_animal", sd_a_rec * z_rec_a, dims="animal")
+    return log_kd_animal, ext_animal, log_rec
+
+
+def observation_terms(d: dict, params: dict, log_kd_animal, ext_animal, log_rec, viability, xp) -> None:
+    """The likelihood of individual fate rows (`prepare` output `d`): the kinetic core once per (animal,
+    time), the assay layer, a per-assay log-SD ``sigma`` (dims "assay"), log-normal/Tobit terms ``y``
+    (dims "obs") and detected/not-detected terms ``detected`` (dims "obs_detected"). Expects the coords
+    animal, assay, obs and obs_detected on the current model."""
+    cont = np.isin(d["measure"], ["fraction_of_dose", "cells"])
+    det = d["measure"] == "detected"
+    ua = d["unit_animal"]
+    signals = expected_signals(d["design"], params, d["requests"], kd=pt.exp(log_kd_animal)[ua],
+                               viability=viability, lung_logit_offset=ext_animal[ua], xp=xp)
+    S = pt.stack([signals[r] for r in d["requests"]])  # (request, unit), cells
+    sig_obs = S[d["obs_request"], d["obs_unit"]]
+    rec_obs = pt.exp(log_rec)[ua][d["obs_unit"]]
+    dose = d["dose"]
+    mean_cells = rec_obs * (sig_obs + BACKGROUND_FRACTION * dose)
+    sigma = pm.HalfNormal("sigma", sigma=[ASSAY_INFO[a].noise_sd_prior for a in d["assays"]], dims="assay")
+    sig_row = sigma[d["obs_assay"]]
+    if cont.any():
+        frac = d["measure"][cont] == "fraction_of_dose"
+        norm = np.where(frac, dose[cont], 1.0)
+        m = pt.log(mean_cells[cont] / norm)
+        y = np.where(d["censored"][cont], d["lod"][cont], d["value"][cont])
+        log_lod = np.log(np.where(np.isfinite(d["lod"][cont]) & (d["lod"][cont] > 0), d["lod"][cont], 1e-300))
+        # values, limits and censoring held as data: another data set of the same design reuses the
+        # compiled model (inference.compiled_nutpie_model)
+        y_data = pm.Data("y_value", y, dims="obs")
+        lod_data = pm.Data("y_log_lod", log_lod, dims="obs")
+        cens_data = pm.Data("y_censored", d["censored"][cont].astype(float), dims="obs")
+        pm.CustomDist("y", m, sig_row[cont], lod_data, cens_data, np.zeros(cont.sum()), frac,
+                      logp=lognormal_obs_logp, random=lognormal_obs_random, observed=y_data, dims="obs")
+    if det.any():
+        lod_det = pm.Data("detected_log_lod", np.log(d["lod"][det]), dims="obs_detected")
+        z = (pt.log(mean_cells[det]) - lod_det) / sig_row[det]
+        p = pt.clip(0.5 * pt.erfc(-z / np.sqrt(2.0)), 1e-12, 1 - 1e-12)
+        det_data = pm.Data("detected_value", d["value"][det].astype(int), dims="obs_detected")
+        pm.Bernoulli("detected", p=p, observed=det_data, dims="obs_detected")
 
 
 def _derived(d, params, log_kd_study, ext_study, xp):
@@ -343,6 +365,10 @@ def _derived(d, params, log_kd_study, ext_study, xp):
     pm.Deterministic("fraction_alive_24h", alive, dims="study")
     liver = st["X_liver"] + st["Y_liver"] + st["Z_liver"]
     pm.Deterministic("liver_dead_share_24h", (st["Y_liver"] + st["Z_liver"]) / liver, dims="study")
+    # an injured tissue taking 1 % of cardiac output (trapping.DEFAULT_TARGET_FLOW_FRACTION, a design choice)
+    pm.Deterministic("fraction_reaching_target_alive",
+                     fraction_ever_alive_in(typical, params, kd=kd_s, viability=1.0, lung_logit_offset=ext_study,
+                                            xp=xp), dims="study")
 
 
 def _build_for_registry(frame: pd.DataFrame, priors: dict, hypothesis: str | None) -> pm.Model:

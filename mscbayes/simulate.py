@@ -37,7 +37,7 @@ from .mechanisms import assays as assay_mod
 from .mechanisms import hypotheses as hyp_mod
 from .mechanisms import immune, trapping
 from .mechanisms.fate import AnimalDesign, expected_signals
-from .priors import DEFAULT_PRIORS, KINETIC_RATES, SIZE_PARAMS, Prior
+from .priors import DEFAULT_PRIORS, Prior
 
 MEASURES = ("fraction_of_dose", "cells")
 OUTCOME_READOUTS = ("treg_pct_of_cd4", "macrophage_il10_pct", "cytokine_pg_ml", "disease_score")

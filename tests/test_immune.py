@@ -15,7 +15,7 @@ import pytest
 from mscbayes.data import read_nk_table
 from mscbayes.data.outcomes import read_invivo_table
 from mscbayes.mechanisms import immune
-from mscbayes.simulate import Arm, Design, mechanism_truth, simulate_mechanisms
+from mscbayes.simulate import mechanism_truth
 
 from .conftest import SMALL_FIT_THRESHOLDS
 

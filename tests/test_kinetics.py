@@ -137,3 +137,32 @@ def test_expm_products_against_scipy():
         M = rng.standard_normal((6, 6)) * 30
         s = kin.squarings_for(30 * 6, 1.0)
         np.testing.assert_allclose(kin.expm_products(M, s), scipy_expm(M), rtol=1e-8, atol=1e-8 * np.abs(scipy_expm(M)).max())
+
+
+@pytest.mark.parametrize("route,route_organ,kd", [("intravenous", "", 0.1), ("intravenous", "", 2e-3),
+                                                  ("intra_arterial", "systemic", 0.05), ("portal_vein", "", 0.1)])
+def test_fraction_ever_alive_in_target_matches_the_integrated_inflow(route, route_organ, kd):
+    """Closed form of 'fraction of the dose that ever reaches the injured tissue alive' against the
+    live-cell inflow into X_target integrated by Radau from the rate matrix (plus what is trapped there at t=0)."""
+    from mscbayes.mechanisms.fate import AnimalDesign, fate_states, fraction_ever_alive_in
+
+    design = AnimalDesign(time_h=np.array([0.0]), dose_cells=np.array([1.0]), diameter_mean_um=np.array([20.0]),
+                          diameter_sd_um=np.array([4.0]), route=np.array([route]), route_organ=np.array([route_organ]),
+                          species=np.array(["mouse"]))
+    params = dict(SIZE, **{k: v for k, v in RATES.items() if k != "kd"})
+    got = fraction_ever_alive_in(design, params, kd=kd, viability=0.9)
+    # independent: the network's own rate matrix, an accumulator of the inflow into X_target
+    x0 = fate_states(design, params, kd=kd, viability=0.9)
+    br = tr.branches("mouse")
+    E = tr.bed_extractions(20.0, 4.0, params)
+    net = kin.fate_network(dict(RATES, kd=kd), tr.arterial_allocation(E, br))
+    A = kin.rate_matrix(net)
+    i = net.states.index("X_target")
+    inflow = np.array([A[i, j] if (j != i and s.startswith("X_")) else 0.0 for j, s in enumerate(net.states)])
+    y0 = np.array([float(np.asarray(x0.get(s, 0.0)).ravel()[0]) for s in net.states] + [0.0])
+    sol = solve_ivp(lambda t, y: np.concatenate([A @ y[:-1], [inflow @ y[:-1]]]), (0, 40.0 / kd), y0,
+                    method="Radau", rtol=1e-11, atol=1e-14)
+    expected = y0[i] + sol.y[-1, -1]
+    assert got.shape == (1,)
+    assert abs(got[0] - expected) < 1e-7 * max(expected, 1e-6), (got, expected)
+    assert 0.0 < got[0] < 0.9

@@ -5,7 +5,6 @@ import math
 
 import arviz as az
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 

@@ -90,6 +90,24 @@ def fate_states(design: AnimalDesign, params: dict, *, kd, viability, lung_logit
     return kinetics.solve_closed_form(net, x0, t, xp, wanted=wanted)
 
 
+def fraction_ever_alive_in(design: AnimalDesign, params: dict, *, kd, viability, organ: str = "target",
+                           lung_logit_offset=0.0, xp: Backend = NP):
+    """Fraction of the dose (0-1) that ever arrives alive in `organ` (default the injured "target" tissue,
+    whose share of cardiac output is ``design.target_flow_fraction``), per animal, over all time.
+
+    Live cells get there two ways in the acyclic network: trapped there at infusion (allocation A_organ),
+    or released alive from the lung later. Released cells leave the lung at rate krel·P_a[organ] while
+    X_lung decays at kd + krel·(1 − P_a[lung]), so the integral over time is closed form:
+    v0 · (A_organ + A_lung · krel·P_a[organ] / (kd + krel·(1 − P_a[lung]))). kd in per hour.
+    """
+    alloc, p_art, _ = allocation_per_animal(design, params, lung_logit_offset, xp)
+    krel = params["krel"]
+    if organ == "lung":
+        return viability * alloc["lung"]
+    escape = krel * p_art[organ] / (kd + krel * (1.0 - p_art["lung"]))
+    return viability * (alloc[organ] + alloc["lung"] * escape)
+
+
 def expected_signals(design: AnimalDesign, params: dict, requests, *, kd, viability, lung_logit_offset=0.0,
                      xp: Backend = NP, recirculation: bool = False, squarings: int | None = None) -> dict:
     """Expected assay signal in cells for each requested (assay, organ), per animal.

@@ -26,7 +26,7 @@ Units: hours, cells, per-hour rates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from math import ceil, log2
 from typing import Any

@@ -86,13 +86,14 @@ SECTIONS: tuple[tuple[str, str], ...] = (
 
 #: Derived quantities of the fate model (mscbayes.model.DERIVED), reported whenever a fit has them.
 DERIVED: tuple[str, ...] = ("first_pass_lung_fraction", "lung_live_half_life_h", "fraction_alive_24h",
-                            "liver_dead_share_24h")
+                            "liver_dead_share_24h", "fraction_reaching_target_alive")
 _FATE_COLUMNS = {"time_h", "organ", "assay", "value", "measure"}
 _DERIVED_LABELS: dict[str, str] = {
     "first_pass_lung_fraction": "first-pass lung trapping (fraction of an IV dose)",
     "lung_live_half_life_h": "live-cell half-life in the lung (h)",
     "fraction_alive_24h": "fraction of infused cells alive at 24 h",
     "liver_dead_share_24h": "dead-cell share of liver MSC material at 24 h",
+    "fraction_reaching_target_alive": "fraction of an IV dose ever reaching an injured tissue alive",
 }
 
 

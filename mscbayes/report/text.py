@@ -77,6 +77,9 @@ QUANTITIES: dict[str, Quantity] = {
     "fraction_alive_24h": Quantity("fraction of infused cells still alive at 24 h", "", "", 0.1, "<", "below 0.1"),
     "liver_dead_share_24h": Quantity("share of dead-cell material in the MSC material found in the liver at 24 h",
                                      "", "", 0.5, ">", "above one half"),
+    "fraction_reaching_target_alive": Quantity(
+        "fraction of an intravenous dose that ever reaches an injured tissue (1 % of cardiac output) alive",
+        "", "", 0.01, "<", "below 1 %"),
 }
 
 
