@@ -276,11 +276,14 @@ def stan_inits(model, seed: int) -> list[dict]:
     return inits
 
 
-def worker(backend: str, scale: int, seed: int, out: str) -> None:
-    from mscbayes.model import build_model
+def worker(backend: str, scale: int, seed: int, out: str, animal_effects: str = "") -> None:
+    from mscbayes.model import ANIMAL_EFFECTS, build_model
 
+    effects = tuple(e for e in animal_effects.split(",") if e) or ANIMAL_EFFECTS
+    if backend == "stan" and effects != ANIMAL_EFFECTS:
+        raise SystemExit("the Stan generator writes the full set of animal effects only")
     frame = benchmark_frame(scale)
-    model = build_model(frame)
+    model = build_model(frame, animal_effects=effects)
     load_before = os.getloadavg()
     if backend == "stan":
         res = _run_stan(frame, model, seed)
@@ -288,7 +291,7 @@ def worker(backend: str, scale: int, seed: int, out: str) -> None:
         res = _run_pymc_side(backend, model, seed)
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    res.update(backend=backend, scale=scale, seed=seed, data=describe(frame),
+    res.update(backend=backend, scale=scale, seed=seed, data=describe(frame), animal_effects=list(effects),
                parameterisation=model.mscbayes_parameterisation,
                peak_rss_mb=self_rss, peak_child_rss_mb=child_rss, peak_mb=max(self_rss, child_rss),
                load_before=load_before, load_after=os.getloadavg())
@@ -344,11 +347,11 @@ KEYS = ("compile_s", "sampling_s", "min_bulk_ess", "ess_per_s", "divergences", "
         "cpu_share")
 
 
-def run_one(backend: str, scale: int, seed: int) -> dict:
+def run_one(backend: str, scale: int, seed: int, animal_effects: str = "") -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
         path = tmp.name
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", backend, "--scale", str(scale),
-           "--seed-value", str(seed), "--out", path]
+           "--seed-value", str(seed), "--out", path, "--animal-effects", animal_effects]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -411,12 +414,14 @@ def main(argv=None) -> None:
     ap.add_argument("--check-logp", action="store_true", help="compare Stan and PyMC log densities and exit")
     ap.add_argument("--tag", default="", help="suffix of the result file name")
     ap.add_argument("--combine", nargs="+", help="re-summarise the runs of these result files (one table)")
+    ap.add_argument("--animal-effects", default="",
+                    help="comma list of the fate model's animal effects (default all: kd,extraction,recovery)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--seed-value", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.scale, args.seed_value, args.out)
+        worker(args.worker, args.scale, args.seed_value, args.out, args.animal_effects)
         return
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -444,7 +449,7 @@ def main(argv=None) -> None:
         for b in backends:  # interleaved, so slow drifts in machine load hit every backend alike
             seed = args.base_seed + i
             print(f"[{time.strftime('%H:%M:%S')}] {b} scale {args.scale} seed {seed} ...", flush=True)
-            r = run_one(b, args.scale, seed)
+            r = run_one(b, args.scale, seed, args.animal_effects)
             runs.append(r)
             if "error" in r:
                 print(f"  FAILED: {r['error'][-800:]}", flush=True)

@@ -75,6 +75,7 @@ from .mechanisms import trapping
 from .mechanisms.assays import ASSAY_INFO, ASSAYS, detection_limit
 from .mechanisms.backend import pytensor_backend
 from .mechanisms.fate import AnimalDesign, expected_signals, fate_states, fraction_ever_alive_in
+from .priors import DEFAULT_PRIORS
 
 __all__ = [
     "EVIDENCE_COLUMNS", "KINDS", "QUANTITIES", "EvidenceSelection", "EvidenceError",
@@ -90,8 +91,10 @@ MEASURES = ("fraction_of_dose", "cells")
 DEFAULT_HALF_LIFE_WINDOW_H = (1.0, 72.0)   # [D] window of the effective loss rate when a paper gives none
 HALF_LIFE_POINTS = 8
 DEFAULT_ASSUMED_LOG_SD = 0.35              # [D] "about x" / a bare value: ±35 % (1 SD on the log scale)
-CALIBRATION_LOG_SD = 0.3                   # [D] planar-imaging ROI calibration factor per study
-SPECIES_KD_SD = 0.5                        # [D] species effect on ln kd (mouse reference)
+# prior SDs of the imaging calibration factor and the species effect on ln kd: in the prior table
+# (priors.DEFAULT_PRIORS "log_calibration", "kd_species_effect"), overridable like every prior
+CALIBRATION_LOG_SD = DEFAULT_PRIORS["log_calibration"].params["sigma"]
+SPECIES_KD_SD = DEFAULT_PRIORS["kd_species_effect"].params["sigma"]
 SPECIES_DERIVED = ("mouse", "rat", "human")
 TINY = 1e-300
 
@@ -759,7 +762,9 @@ def build_evidence_model(evidence_rows, priors=None, fate_frame: pd.DataFrame | 
         params, log_kd = fate_model.population_parameters(pr, local_route=bool(local_route))
         log_kd_study, ext_study = fate_model.study_effects(pr, log_kd, n_studies, study_param)
         z_sp = pm.Normal("z_kd_species", 0.0, 1.0, shape=len(species) - 1)
-        delta_sp = pm.Deterministic("kd_species_effect", pt.concatenate([pt.zeros(1), SPECIES_KD_SD * z_sp]),
+        sp_prior = pr["kd_species_effect"].params
+        delta_sp = pm.Deterministic("kd_species_effect",
+                                    pt.concatenate([pt.zeros(1), sp_prior["mu"] + sp_prior["sigma"] * z_sp]),
                                     dims="species")
         sp_index = pd.Index(species)
 
@@ -777,7 +782,9 @@ def build_evidence_model(evidence_rows, priors=None, fate_frame: pd.DataFrame | 
             cal_studies = list(dict.fromkeys(f.loc[cal, "study"]))
             model.add_coord("calibrated_study", cal_studies)
             z_cal = pm.Normal("z_calibration", 0.0, 1.0, dims="calibrated_study")
-            log_cal = pm.Deterministic("log_calibration", CALIBRATION_LOG_SD * z_cal, dims="calibrated_study")
+            cal_prior = pr["log_calibration"].params
+            log_cal = pm.Deterministic("log_calibration", cal_prior["mu"] + cal_prior["sigma"] * z_cal,
+                                       dims="calibrated_study")
             idx = pd.Index(cal_studies).get_indexer(f["study"])
             m_rows = m_rows + pt.switch(cal, log_cal[np.maximum(idx, 0)], 0.0)
         pm.Deterministic("evidence_quantity", pt.exp(m_rows), dims="evidence_row")
@@ -848,7 +855,7 @@ def _row_log_quantities(f, pts, row_points, params, log_kd_study, ext_study, del
 
 
 def _individual_block(model, d, pr, params, log_kd_study, ext_study, delta_sp, sp_index, studies, v_study, xp):
-    """The fate model's animal level and observation terms for individual rows (`model.animal_effects`,
+    """The fate model's animal level and observation terms for individual rows (`model.animal_level`,
     `model.observation_terms`: the same code as `model.build_model`), on the shared study effects and
     the species effect on the death rate."""
     f = d["frame"]
@@ -865,7 +872,7 @@ def _individual_block(model, d, pr, params, log_kd_study, ext_study, delta_sp, s
     a_study = g_study[d["animal_study"]]
     a_sp = sp_index.get_indexer([d["design"].species[np.flatnonzero(d["unit_animal"] == a)[0]]
                                  for a in range(len(d["animals"]))])
-    log_kd_a, ext_a, log_rec = fate_model.animal_effects(pr, log_kd_study[a_study] + delta_sp[a_sp],
+    log_kd_a, ext_a, log_rec = fate_model.animal_level(pr, log_kd_study[a_study] + delta_sp[a_sp],
                                                          ext_study[a_study], animal_param)
     viab = d["viability"]
     if np.isnan(viab).any():

@@ -74,6 +74,7 @@ DATA_GROUP: str = "fit_data"
 
 SamplerName = Literal["nutpie", "pymc", "numpyro"]
 _SAMPLERS: tuple[str, ...] = ("nutpie", "pymc", "numpyro")
+MASS_MATRICES: tuple[str, ...] = ("diag", "low_rank")
 
 
 class FitMismatchError(ValueError):
@@ -102,10 +103,17 @@ class SamplerSettings:
     target_accept: float = 0.9
     max_treedepth: int = 10
     cores: int | None = None
+    #: nutpie only: "diag" (diagonal mass matrix) or "low_rank" (diagonal plus a low-rank correction
+    #: learnt from draws and gradients, for correlated posteriors; nutpie's low_rank_modified_mass_matrix)
+    mass_matrix: str = "diag"
 
     def __post_init__(self) -> None:
         if self.sampler not in _SAMPLERS:
             raise ValueError(f"sampler must be one of {_SAMPLERS}, got {self.sampler!r}")
+        if self.mass_matrix not in MASS_MATRICES:
+            raise ValueError(f"mass_matrix must be one of {MASS_MATRICES}, got {self.mass_matrix!r}")
+        if self.mass_matrix != "diag" and self.sampler != "nutpie":
+            raise ValueError(f"mass_matrix {self.mass_matrix!r} needs the nutpie sampler, not {self.sampler!r}")
         for name, low in (("draws", 1), ("tune", 0), ("chains", 1), ("max_treedepth", 1)):
             value = getattr(self, name)
             if not _is_int(value) or value < low:
@@ -347,6 +355,7 @@ def _sample_nutpie(model: pm.Model, settings: SamplerSettings, *, seed: int, cor
         progress_bar=progress,
         target_accept=settings.target_accept,
         maxdepth=settings.max_treedepth,
+        low_rank_modified_mass_matrix=settings.mass_matrix == "low_rank",
     )
     # labels from this model (a cached compile may carry another model's coordinate values)
     labels = {dim: list(vals) for dim, vals in model.coords.items()
@@ -697,7 +706,7 @@ def fallback_ladder(settings: SamplerSettings) -> list[SamplerSettings]:
         tune=max(2 * settings.tune, 100),
         target_accept=0.95 if settings.target_accept < 0.95 else max(0.99, settings.target_accept),
     )
-    other = replace(safer, sampler="pymc" if settings.sampler != "pymc" else "nutpie")
+    other = replace(safer, sampler="pymc" if settings.sampler != "pymc" else "nutpie", mass_matrix="diag")
     return [settings, safer, other]
 
 

@@ -62,6 +62,10 @@ def resolve_priors(priors) -> dict[str, Prior]:
     return override(DEFAULT_PRIORS, priors)
 
 
+#: Animal-level effects of the fate model: ln death rate, lung-extraction logit shift, log dose recovery.
+ANIMAL_EFFECTS: tuple[str, ...] = ("kd", "extraction", "recovery")
+
+
 def choose_parameterisation(obs_per_group) -> str:
     """'centred' when every group carries at least CENTRE_MIN_OBS observations, else 'non_centred'."""
     counts = np.asarray(list(obs_per_group))
@@ -211,8 +215,13 @@ def study_effects(pr: dict[str, Prior], log_kd, n_studies: int, parameterisation
 
 
 
-def build_model(frame: pd.DataFrame, priors=None, hypothesis: str | None = None) -> pm.Model:
+def build_model(frame: pd.DataFrame, priors=None, hypothesis: str | None = None, *,
+                animal_effects: tuple[str, ...] = ANIMAL_EFFECTS) -> pm.Model:
     """PyMC model of the exact kinetic core for a validated fate table (individual rows).
+
+    animal_effects: which animal-level effects to include, a subset of ANIMAL_EFFECTS ("kd",
+    "extraction", "recovery"); leaving one out fixes it at its study value (an experiment knob of
+    the benchmark: with one sampling time per animal, kd and recovery are nearly confounded).
 
     frame: `read_fate_table(...).frame`, or a combined in vivo frame (`mscbayes.data.outcomes.read_invivo_table`);
     priors: None, a prior table or TOML-style overrides;
@@ -261,8 +270,8 @@ def build_model(frame: pd.DataFrame, priors=None, hypothesis: str | None = None)
 
         # animal level (shared by all organs and assays of an animal)
         a_study = d["animal_study"]
-        log_kd_animal, ext_animal, log_rec = animal_effects(pr, log_kd_study[a_study], ext_study[a_study],
-                                                            animal_param)
+        log_kd_animal, ext_animal, log_rec = animal_level(pr, log_kd_study[a_study], ext_study[a_study],
+                                                            animal_param, which=animal_effects)
 
         # viability at infusion: as reported, else one value per study from its prior
         viab = d["viability"]
@@ -277,25 +286,29 @@ def build_model(frame: pd.DataFrame, priors=None, hypothesis: str | None = None)
     return model
 
 
-def animal_effects(pr, mu_log_kd, mu_ext, parameterisation: str):
+def animal_level(pr, mu_log_kd, mu_ext, parameterisation: str, which: tuple[str, ...] = ANIMAL_EFFECTS):
     """Animal-level effects (dims "animal") around their study means: ln kd, the lung-extraction logit
     shift and a log recovery factor (shared by all organs and assays of an animal), centred or non-centred
-    (`choose_parameterisation`). Returns (log_kd_animal, extraction_shift_animal, log_recovery_animal)."""
-    sd_a_kd = _rv(pr["sd_animal_kd"], "sd_animal_kd")
-    sd_a_ext = _rv(pr["sd_animal_extraction"], "sd_animal_extraction")
-    sd_a_rec = _rv(pr["sd_animal_recovery"], "sd_animal_recovery")
-    if parameterisation == "centred":
-        log_kd_animal = pm.Normal("log_kd_animal", mu=mu_log_kd, sigma=sd_a_kd, dims="animal")
-        ext_animal = pm.Normal("extraction_shift_animal", mu=mu_ext, sigma=sd_a_ext, dims="animal")
-        log_rec = pm.Normal("log_recovery_animal", 0.0, sd_a_rec, dims="animal")
-    else:
-        z_kd_a = pm.Normal("z_kd_animal", 0.0, 1.0, dims="animal")
-        z_ext_a = pm.Normal("z_extraction_animal", 0.0, 1.0, dims="animal")
-        z_rec_a = pm.Normal("z_recovery_animal", 0.0, 1.0, dims="animal")
-        log_kd_animal = pm.Deterministic("log_kd_animal", mu_log_kd + sd_a_kd * z_kd_a, dims="animal")
-        ext_animal = pm.Deterministic("extraction_shift_animal", mu_ext + sd_a_ext * z_ext_a, dims="animal")
-        log_rec = pm.Deterministic("log_recovery_animal", sd_a_rec * z_rec_a, dims="animal")
-    return log_kd_animal, ext_animal, log_rec
+    (`choose_parameterisation`); effects not in `which` stay at their study value (recovery at 0).
+    Returns (log_kd_animal, extraction_shift_animal, log_recovery_animal)."""
+    unknown = set(which) - set(ANIMAL_EFFECTS)
+    if unknown:
+        raise ValueError(f"unknown animal effect(s) {sorted(unknown)}; known: {', '.join(ANIMAL_EFFECTS)}")
+    n = pm.modelcontext(None).dim_lengths["animal"]
+    specs = (("kd", "log_kd_animal", "z_kd_animal", "sd_animal_kd", mu_log_kd),
+             ("extraction", "extraction_shift_animal", "z_extraction_animal", "sd_animal_extraction", mu_ext),
+             ("recovery", "log_recovery_animal", "z_recovery_animal", "sd_animal_recovery", 0.0))
+    sds = {sd: _rv(pr[sd], sd) for effect, _, _, sd, _ in specs if effect in which}
+    out = []
+    for effect, name, z_name, sd, mu in specs:
+        if effect not in which:
+            out.append(pt.zeros((n,)) + mu)
+        elif parameterisation == "centred":
+            out.append(pm.Normal(name, mu=mu, sigma=sds[sd], dims="animal"))
+        else:
+            z = pm.Normal(z_name, 0.0, 1.0, dims="animal")
+            out.append(pm.Deterministic(name, mu + sds[sd] * z, dims="animal"))
+    return tuple(out)
 
 
 def observation_terms(d: dict, params: dict, log_kd_animal, ext_animal, log_rec, viability, xp) -> None:

@@ -105,6 +105,12 @@ _ROWS = [
     Prior("sd_animal_extraction", "halfnormal", {"sigma": 0.5}, "logit", "between-animal SD of logit lung extraction", "[D]"),
     Prior("sd_animal_recovery", "halfnormal", {"sigma": 0.2}, "ln", "between-animal SD of the dose-recovery factor shared by an animal's organs",
           "ρ_a ~ LogNormal(0, 0.2) (mechanisms.md §5.2) [D]"),
+    # published-evidence model (mscbayes.evidence) only
+    Prior("kd_species_effect", "normal", {"mu": 0.0, "sigma": 0.5}, "ln(1/h)",
+          "species effect on ln death rate, rat and human relative to mouse (evidence model)", "[D]"),
+    Prior("log_calibration", "normal", {"mu": 0.0, "sigma": 0.3}, "ln",
+          "per-study calibration factor of planar-imaging ROI fractions (attenuation, background, ROI; evidence model)",
+          "[D]"),
 ]
 for _a, _info in ASSAY_INFO.items():
     _ROWS.append(Prior(f"sigma_{_a}", "halfnormal", {"sigma": _info.noise_sd_prior}, "ln",

@@ -88,3 +88,30 @@ def test_fit_command_contract(tmp_path):
     assert "kd" in r.output
     r = run("fit", data, "--out", out, "--seed", 4, "--draws", 40, "--tune", 40, "--chains", 2)
     assert r.exit_code == 2 and "--force" in r.output
+
+
+def test_recovery_command_refuses_bad_requests(tmp_path):
+    out = tmp_path / "rec.csv"
+    r = run("recovery", "analyses/recovery_live_only.toml", "--out", out, "--hypotheses", "H1")
+    assert r.exit_code == 2 and "at least two hypotheses" in r.output
+    r = run("recovery", "analyses/recovery_live_only.toml", "--out", out, "--hypotheses", "H1,H9")
+    assert r.exit_code == 2 and "H9" in r.output
+    r = run("recovery", tmp_path / "missing.toml", "--out", out)
+    assert r.exit_code == 2 and "not found" in r.output
+    out.write_text("precious\n")
+    r = run("recovery", "analyses/recovery_live_only.toml", "--out", out)
+    assert r.exit_code == 2 and "--force" in r.output and out.read_text() == "precious\n"
+
+
+@pytest.mark.slow
+def test_recovery_command_writes_one_row_per_data_set(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "rec.csv"
+    r = run("recovery", "analyses/recovery_discriminating.toml", "--out", out, "--replicates", 1,
+            "--draws", 300, "--tune", 300, "--seed", 3)
+    assert r.exit_code == 0, r.output
+    t = pd.read_csv(out)
+    assert list(t["generating"]) == ["H1", "H2"] and {"weight_H1", "weight_H2", "best", "separated"} <= set(t.columns)
+    assert (t["weight_H1"] + t["weight_H2"]).round(6).eq(1.0).all()
+    assert "recovery_rate" in r.output

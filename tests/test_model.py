@@ -61,6 +61,19 @@ def test_every_variable_has_named_dims(table_with_live):
     assert set(model.coords) >= {"animal", "assay", "obs", "study"}
 
 
+def test_animal_effects_can_be_left_out(table_with_live):
+    full = build_model(table_with_live.frame)
+    lean = build_model(table_with_live.frame, animal_effects=("extraction", "recovery"))
+    assert {"sd_animal_kd", "z_kd_animal"} <= set(full.named_vars)
+    assert not {"sd_animal_kd", "z_kd_animal", "log_kd_animal"} & set(lean.named_vars)
+    n = len(full.coords["animal"])
+    assert len(lean.free_RVs) == len(full.free_RVs) - 2
+    assert sum(lean.initial_point()[v.name].size for v in lean.value_vars) == \
+        sum(full.initial_point()[v.name].size for v in full.value_vars) - n - 1
+    with pytest.raises(ValueError, match="unknown animal effect"):
+        build_model(table_with_live.frame, animal_effects=("kd", "weight"))
+
+
 def test_parameterisation_rule():
     assert choose_parameterisation([40, 35]) == "centred"
     assert choose_parameterisation([40, 3]) == "non_centred"

@@ -111,7 +111,7 @@ def test_parameters_have_intervals_priors_and_sd_ratios(report, fit):
     assert "kd" in labels and "sigma[cr51]" in labels and not any(lab.startswith("z_") for lab in labels)
     derived = {e.var for e in view.derived_elements}
     assert derived == {"first_pass_lung_fraction", "lung_live_half_life_h", "fraction_alive_24h",
-                       "liver_dead_share_24h"}
+                       "liver_dead_share_24h", "fraction_reaching_target_alive"}
     kd = next(e for e in view.elements if e.label == "kd")
     assert kd.prior is not None and kd.scale == "log"
     # prior draws come from the rebuilt model (the fit's prior group), seeded with the fit's seed
