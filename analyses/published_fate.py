@@ -29,7 +29,7 @@ QUANTITIES = [
     ("liver_dead_share_24h_species", "dead-cell share of the liver material at 24 h", ("mouse", "rat", "human")),
     ("liver_dead_share_72h_species", "dead-cell share of the liver material at 72 h", ("mouse", "rat", "human")),
     ("fraction_reaching_target_alive_species",
-     "fraction of an IV dose ever reaching an injured tissue alive (1 % of cardiac output)", ("mouse", "rat", "human")),
+     "IV dose fraction ever reaching injured tissue alive", ("mouse", "rat", "human")),
 ]
 PROB = 0.94
 
@@ -102,7 +102,7 @@ def main(argv=None) -> None:
         for sp in species:
             m, lo, hi = interval(draws_of(idata.posterior, name, sp))
             pm_, plo, phi = interval(draws_of(prior, name, sp))
-            print(f"{label:<50}{sp:<8}{m:>10.3g} [{lo:.3g}, {hi:.3g}]".ljust(86)
+            print(f"{label:<50} {sp:<8}{m:>10.3g} [{lo:.3g}, {hi:.3g}]".ljust(86)
                   + f"{pm_:>10.3g} [{plo:.3g}, {phi:.3g}]")
 
     if not args.no_loso and rows.study.nunique() > 1:
@@ -110,7 +110,8 @@ def main(argv=None) -> None:
         print("Leave one study out: posterior median [94 % interval] without each study (mouse unless stated)")
         targets = [("first_pass_lung_fraction_species", "mouse"), ("first_pass_lung_fraction_species", "rat"),
                    ("lung_live_half_life_h_species", "mouse"), ("lung_live_half_life_h_species", "rat"),
-                   ("fraction_alive_24h_species", "mouse"), ("liver_dead_share_72h_species", "mouse")]
+                   ("fraction_alive_24h_species", "mouse"), ("liver_dead_share_72h_species", "mouse"),
+                   ("fraction_reaching_target_alive_species", "mouse")]
         head = f"{'left out':<18}" + "".join(f"{(n.split('_species')[0][:22] + ' ' + s):>34}" for n, s in targets)
         print(head)
 

@@ -177,6 +177,9 @@ def fit(data: Path = typer.Argument(..., help="CSV table (fate: in vivo fate; co
         hypothesis: Optional[str] = typer.Option(None, "--hypothesis", help="hypothesis or pathway rule to fit"),
         draws: int = typer.Option(1000, "--draws"), tune: int = typer.Option(1000, "--tune"),
         chains: int = typer.Option(4, "--chains"),
+        fallback: bool = typer.Option(True, "--fallback/--no-fallback",
+                                      help="when diagnostics fail, retry with more tuning, higher target "
+                                           "acceptance, then the other sampler (default on)"),
         force: bool = typer.Option(False, "--force", help="overwrite an existing fit file")):
     """Fit a model to a table; prints a short summary and the diagnostics verdict."""
 
@@ -204,7 +207,8 @@ def fit(data: Path = typer.Argument(..., help="CSV table (fate: in vivo fate; co
         settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains)
         out.print(f"fitting the {kind} model to {len(table.frame)} rows of {data} "
                   f"({sampler}, {chains} chains x {draws} draws, seed {seed})")
-        result = fit_model(kind, table, priors=prior_arg, hypothesis=hypothesis, settings=settings, seed=seed)
+        result = fit_model(kind, table, priors=prior_arg, hypothesis=hypothesis, settings=settings, seed=seed,
+                           fallback=fallback)
         result.save(out_path, force=force)
         summary = result.summary()
         keep = [v for v in summary.index if not v.startswith(("z_", "log_kd_animal", "extraction_shift_animal",
