@@ -28,6 +28,8 @@ QUANTITIES = [
     ("fraction_alive_24h_species", "fraction of infused cells alive at 24 h", ("mouse", "rat", "human")),
     ("liver_dead_share_24h_species", "dead-cell share of the liver material at 24 h", ("mouse", "rat", "human")),
     ("liver_dead_share_72h_species", "dead-cell share of the liver material at 72 h", ("mouse", "rat", "human")),
+    ("spleen_dead_share_24h_species", "dead-cell share of the spleen material at 24 h", ("mouse", "rat", "human")),
+    ("spleen_dead_share_72h_species", "dead-cell share of the spleen material at 72 h", ("mouse", "rat", "human")),
     ("fraction_reaching_target_alive_species",
      "IV dose fraction ever reaching injured tissue alive", ("mouse", "rat", "human")),
 ]

@@ -731,8 +731,8 @@ def build_evidence_model(evidence_rows, priors=None, fate_frame: pd.DataFrame | 
     Observed variable `evidence` (dims evidence_row) carries one pointwise log-likelihood per row (and, with
     a fate table, `y`/`detected` one per measurement), so LOO works per row. Deterministics (dims species,
     typical 20 ± 4 µm MSC, IV bolus, population level): first_pass_lung_fraction_species,
-    lung_live_half_life_h_species, fraction_alive_24h_species, liver_dead_share_24h_species,
-    liver_dead_share_72h_species, fraction_reaching_target_alive_species (an injured tissue with 1 % of
+    lung_live_half_life_h_species, fraction_alive_24h_species, {liver,spleen}_dead_share_{24,72}h_species,
+    fraction_reaching_target_alive_species (an injured tissue with 1 % of
     cardiac output, ever reached alive); and per evidence row `evidence_quantity` (q).
     """
     f = evidence_frame(evidence_rows)
@@ -908,8 +908,10 @@ def _species_derived(params, log_kd, delta_sp, species, xp):
     pm.Deterministic("fraction_alive_24h_species", sum(out[24.0][f"X_{o}"] for o in trapping.ORGANS), dims="species")
     for t in (24.0, 72.0):
         st = out[t]
-        liver = st["X_liver"] + st["Y_liver"] + st["Z_liver"]
-        pm.Deterministic(f"liver_dead_share_{int(t)}h_species", (st["Y_liver"] + st["Z_liver"]) / liver, dims="species")
+        for organ in ("liver", "spleen"):
+            material = st[f"X_{organ}"] + st[f"Y_{organ}"] + st[f"Z_{organ}"]
+            pm.Deterministic(f"{organ}_dead_share_{int(t)}h_species",
+                             (st[f"Y_{organ}"] + st[f"Z_{organ}"]) / material, dims="species")
     pm.Deterministic("fraction_reaching_target_alive_species",
                      fraction_ever_alive_in(typical, params, kd=kd, viability=1.0, lung_logit_offset=0.0, xp=xp),
                      dims="species")
