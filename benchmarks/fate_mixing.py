@@ -1,0 +1,47 @@
+"""Which parameters of the fate model mix poorly? One nutpie fit of the benchmark data (1×: 240 animals,
+704 observations), 2 chains × 1000 tune + 1000 draws, seed 100; prints wall time (compile + sampling),
+divergences, max R-hat, min bulk ESS, the lowest-ESS parameters and the posterior of the rates.
+
+    python benchmarks/fate_mixing.py                                  # default model, diagonal mass matrix
+    python benchmarks/fate_mixing.py --mass-matrix low_rank
+    python benchmarks/fate_mixing.py --animal-effects extraction,recovery
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+import arviz as az
+
+from mscbayes.inference import SamplerSettings, sample
+from mscbayes.model import ANIMAL_EFFECTS, build_model
+from sampler_benchmark import benchmark_frame
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", type=int, default=1)
+    ap.add_argument("--mass-matrix", default="diag", choices=["diag", "low_rank"])
+    ap.add_argument("--animal-effects", default=",".join(ANIMAL_EFFECTS))
+    ap.add_argument("--seed", type=int, default=100)
+    args = ap.parse_args(argv)
+    logging.getLogger("pymc").setLevel(logging.ERROR)
+    model = build_model(benchmark_frame(args.scale), animal_effects=tuple(args.animal_effects.split(",")))
+    n_free = sum(model.initial_point()[v.name].size for v in model.value_vars)
+    print(f"free parameters {n_free}; parameterisation {model.mscbayes_parameterisation}")
+    t0 = time.perf_counter()
+    idata = sample(model, settings=SamplerSettings(draws=1000, tune=1000, chains=2, mass_matrix=args.mass_matrix),
+                   seed=args.seed, progress=False)
+    print(f"wall {time.perf_counter() - t0:.0f} s (compile + sampling)")
+    diag = az.summary(idata, var_names=[v.name for v in model.free_RVs], kind="diagnostics")
+    print(diag.sort_values("ess_bulk")[["ess_bulk", "ess_tail", "r_hat"]].head(8).to_string())
+    rates = ["kphi", "kdig", "kfrag", "kmig", "krel", "kd"]
+    print(az.summary(idata, var_names=rates, kind="stats")[["mean", "sd", "hdi_3%", "hdi_97%"]].to_string())
+    print(f"divergences {int(idata.sample_stats.diverging.sum())}; max R-hat {diag.r_hat.max():.3f}; "
+          f"min bulk ESS {diag.ess_bulk.min():.0f}")
+
+
+if __name__ == "__main__":
+    main()
