@@ -30,7 +30,7 @@ from .diagnostics import diagnose
 from .hypotheses_model import build_mechanism_model, observation_groups
 from .inference import SamplerSettings, sample
 from .mechanisms import hypotheses as hyp
-from .simulate import Design, simulate_mechanisms
+from .simulate import Design, DesignError, simulate_mechanisms
 
 __all__ = ["RecoveryStudy", "model_recovery", "swap_data"]
 
@@ -131,6 +131,10 @@ def model_recovery(design: Design, *, generating: Sequence[str] = ("H1", "H2"),
         raise ValueError("model recovery needs at least two candidate hypotheses")
     if not isinstance(replicates, int) or replicates < 1:
         raise ValueError(f"replicates must be a positive integer, got {replicates!r}")
+    if not any(a.readouts and a.outcome_times_h for a in design.arms):
+        raise DesignError(f"design {design.study!r} has no outcome readouts (readouts and outcome_times_h in "
+                          "an arm): the hypotheses differ only in the outcomes they predict, so every data set "
+                          "would be a tie; add Treg %, IL-10+ macrophage %, cytokine or score readouts")
     settings = settings or SamplerSettings()
     models: dict[str, pm.Model] = {}
     rows = []
