@@ -5,6 +5,7 @@ divergences, max R-hat, min bulk ESS, the lowest-ESS parameters and the posterio
     python benchmarks/fate_mixing.py                                  # default model, diagonal mass matrix
     python benchmarks/fate_mixing.py --mass-matrix low_rank
     python benchmarks/fate_mixing.py --animal-effects extraction,recovery
+    python benchmarks/fate_mixing.py --target-accept 0.95 --tune 2000     # the fallback ladder's second step
 """
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ def main(argv=None) -> None:
     ap.add_argument("--mass-matrix", default="diag", choices=["diag", "low_rank"])
     ap.add_argument("--animal-effects", default=",".join(ANIMAL_EFFECTS))
     ap.add_argument("--seed", type=int, default=100)
+    ap.add_argument("--target-accept", type=float, default=0.9)
+    ap.add_argument("--tune", type=int, default=1000)
     args = ap.parse_args(argv)
     logging.getLogger("pymc").setLevel(logging.ERROR)
     model = build_model(benchmark_frame(args.scale), animal_effects=tuple(args.animal_effects.split(",")))
     n_free = sum(model.initial_point()[v.name].size for v in model.value_vars)
     print(f"free parameters {n_free}; parameterisation {model.mscbayes_parameterisation}")
     t0 = time.perf_counter()
-    idata = sample(model, settings=SamplerSettings(draws=1000, tune=1000, chains=2, mass_matrix=args.mass_matrix),
+    idata = sample(model, settings=SamplerSettings(draws=1000, tune=args.tune, chains=2, mass_matrix=args.mass_matrix,
+                                                   target_accept=args.target_accept),
                    seed=args.seed, progress=False)
     print(f"wall {time.perf_counter() - t0:.0f} s (compile + sampling)")
     diag = az.summary(idata, var_names=[v.name for v in model.free_RVs], kind="diagnostics")
