@@ -17,7 +17,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
-from mscbayes.mechanisms import kinetics, trapping
+from mscbayes.mechanisms import kinetics
 from mscbayes.mechanisms.assays import assay_signal
 from mscbayes.mechanisms.backend import pytensor_backend
 from mscbayes.mechanisms.fate import AnimalDesign, allocation_per_animal

@@ -34,7 +34,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,9 @@ from .mechanisms import treg as mech
 from .mechanisms.backend import NP, pytensor_backend
 from .mechanisms.treg import BLOCKERS, PATHWAYS, RULES
 from .priors import Prior, PriorError, override
+
+if TYPE_CHECKING:  # annotations only
+    import xarray as xr
 
 __all__ = [
     "PATHWAYS",
