@@ -248,6 +248,12 @@ def pareto_k_table(loos: Mapping[str, az.ELPDData], group: str | None = None) ->
 # --------------------------------------------------------------------------- comparison
 
 
+#: An elpd difference below this (nats) means "predict alike", whatever its SE: for small differences
+#: the SE of the difference is itself unreliable (Sivula, Magnusson, Matamoros & Vehtari, "Uncertainty in
+#: Bayesian leave-one-out cross-validation based model comparison", arXiv:2008.10296, §5).
+MIN_ELPD_DIFF: float = 4.0
+
+
 @dataclass
 class Comparison:
     """Result of `compare_models`."""
@@ -272,6 +278,19 @@ class Comparison:
     def reliable(self) -> bool:
         """All Pareto-k within good_k."""
         return bool(self.pareto_k["ok"].all()) if len(self.pareto_k) else False
+
+    def separated(self, a: str, b: str, z: float = 2.0) -> bool:
+        """True when the elpd difference between models a and b exceeds z standard errors and
+        `MIN_ELPD_DIFF` (below that the models predict alike and the SE itself is unreliable)."""
+        t = self.table
+        d = abs(float(t.loc[a, "elpd_loo"]) - float(t.loc[b, "elpd_loo"]))
+        best = str(t.index[0])
+        if best in (a, b):
+            other = b if best == a else a
+            se = float(t.loc[other, "dse"])
+        else:
+            se = math.hypot(float(t.loc[a, "dse"]), float(t.loc[b, "dse"]))
+        return bool(d > MIN_ELPD_DIFF and (d > z * se if se > 0 else True))
 
     def __str__(self) -> str:
         cols = [c for c in ("elpd_loo", "se", "elpd_diff", "dse", "weight", "weight_bb_pseudo_bma", "n_high_k")
@@ -321,12 +340,6 @@ def compare_models(fits: Mapping[str, Any], *, group: str | None = None, var_nam
     sha = next(iter(hashes.values()))
     return Comparison(table=table, pareto_k=ktab, loo=loos, group=group, data_sha256=sha,
                       verdict=verdict_text(table, ktab, group))
-
-
-#: An elpd difference below this (nats) means "predict alike", whatever its SE: for small differences
-#: the SE of the difference is itself unreliable (Sivula, Magnusson, Matamoros & Vehtari, "Uncertainty in
-#: Bayesian leave-one-out cross-validation based model comparison", arXiv:2008.10296, §5).
-MIN_ELPD_DIFF: float = 4.0
 
 
 def verdict_text(table: pd.DataFrame, pareto_k: pd.DataFrame, group: str | None) -> str:
@@ -397,18 +410,6 @@ class HypothesisComparison(Comparison):
     def verdict_text(self) -> str:
         return self.verdict
 
-    def separated(self, a: str, b: str, z: float = 2.0) -> bool:
-        """True when the elpd difference between models a and b exceeds z standard errors and
-        `MIN_ELPD_DIFF` (below that the models predict alike and the SE itself is unreliable)."""
-        t = self.table
-        d = abs(float(t.loc[a, "elpd_loo"]) - float(t.loc[b, "elpd_loo"]))
-        best = str(t.index[0])
-        if best in (a, b):
-            other = b if best == a else a
-            se = float(t.loc[other, "dse"])
-        else:
-            se = math.hypot(float(t.loc[a, "dse"]), float(t.loc[b, "dse"]))
-        return bool(d > MIN_ELPD_DIFF and (d > z * se if se > 0 else True))
 
     def save(self, path, *, force: bool = False):
         """Write the table, the Pareto-k table, the verdict and the data hash to one NetCDF file."""

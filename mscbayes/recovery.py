@@ -6,10 +6,10 @@ the data? The design question behind "which data would settle it" (mechanisms.md
 
 Each replicate is simulated with `simulate.simulate_mechanisms` under a generating hypothesis, every
 candidate hypothesis is fitted to it, and the candidates are compared by leave-one-animal-out PSIS-LOO
-with stacking weights (`compare.compare_models`). Each candidate's model is built and compiled once;
-later replicates are swapped in as data (the mechanism model keeps observed values, detection limits
-and censoring in ``pm.Data``), after checking that the swapped model's log density equals that of a
-model built directly on the replicate, so a swap can never silently fit the wrong data.
+with stacking weights (`compare.compare_models`). Each candidate's model is compiled once: the mechanism
+model keeps observed values, detection limits and censoring in ``pm.Data``, so the model built on a later
+replicate is the same computation with other data, and `inference.sample` reuses the compiled model
+(`inference.compiled_nutpie_model` checks the graphs are identical, constants included).
 """
 
 from __future__ import annotations
@@ -21,10 +21,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pymc as pm
-import pytensor
 
-from .compare import MIN_ELPD_DIFF, compare_models
+from .compare import compare_models
 from .data.outcomes import read_invivo_table
 from .diagnostics import diagnose
 from .hypotheses_model import build_mechanism_model, observation_groups
@@ -32,49 +30,9 @@ from .inference import SamplerSettings, sample
 from .mechanisms import hypotheses as hyp
 from .simulate import Design, DesignError, simulate_mechanisms
 
-__all__ = ["RecoveryStudy", "model_recovery", "swap_data"]
+__all__ = ["RecoveryStudy", "model_recovery"]
 
 log = logging.getLogger(__name__)
-
-
-class DataSwapError(ValueError):
-    """A replicate cannot be swapped into a compiled model (its design differs)."""
-
-
-def _logp_at(model: pm.Model, point: Mapping[str, np.ndarray]) -> float:
-    """Total log density at `point`, term by term (cheap to compile: Python linker, no C or numba)."""
-    terms = model.logp(sum=False)
-    inputs = [model.rvs_to_values[rv] for rv in model.free_RVs]
-    fn = pytensor.function(inputs, [t.sum() for t in terms], mode=pytensor.compile.mode.FAST_COMPILE,
-                           on_unused_input="ignore")
-    return float(sum(np.sum(v) for v in fn(*[point[v.name] for v in inputs])))
-
-
-def swap_data(target: pm.Model, source: pm.Model, *, check: bool = True) -> None:
-    """Set every ``pm.Data`` value of `target` to the value in `source` (a model of the same design
-    built on other data). With `check`, the log density of `target` after the swap must equal that of
-    `source` at a random point, or `DataSwapError` is raised and `target` is restored."""
-    old = {v.name: v.get_value() for v in target.data_vars}
-    new = {v.name: v.get_value() for v in source.data_vars}
-    if set(old) != set(new):
-        raise DataSwapError(f"the models hold different data variables: {sorted(set(old) ^ set(new))}")
-    bad = [k for k in old if np.shape(old[k]) != np.shape(new[k])]
-    if bad:
-        raise DataSwapError(f"data of a different shape (another design?): {bad}")
-    with target:
-        pm.set_data(new)
-    if not check:
-        return
-    # a random point in the unconstrained space (at the initial point some slopes are exactly 0 and
-    # would hide a difference)
-    rng = np.random.default_rng(0)
-    point = {k: v + rng.normal(0.0, 0.5, np.shape(v)) for k, v in target.initial_point(random_seed=0).items()}
-    a, b = _logp_at(target, point), _logp_at(source, point)
-    if not np.isclose(a, b, rtol=1e-9, atol=1e-6):
-        with target:
-            pm.set_data(old)
-        raise DataSwapError(f"after swapping the data the log density differs ({a:.6g} vs {b:.6g}): the "
-                            "replicate changes something that is not held as data; build a new model")
 
 
 @dataclass
@@ -136,7 +94,6 @@ def model_recovery(design: Design, *, generating: Sequence[str] = ("H1", "H2"),
                           "an arm): the hypotheses differ only in the outcomes they predict, so every data set "
                           "would be a tie; add Treg %, IL-10+ macrophage %, cytokine or score readouts")
     settings = settings or SamplerSettings()
-    models: dict[str, pm.Model] = {}
     rows = []
     for gi, gen in enumerate(generating):
         for r in range(replicates):
@@ -145,12 +102,9 @@ def model_recovery(design: Design, *, generating: Sequence[str] = ("H1", "H2"),
             fits = {}
             problems: list[str] = []
             for cand in candidates:
-                built = build_mechanism_model(frame, priors, cand)
-                if cand not in models:
-                    models[cand] = built
-                else:
-                    swap_data(models[cand], built)
-                idata = sample(models[cand], settings=settings, seed=seed + r, progress=progress)
+                # the same computation as the previous replicate's model: sample reuses its compile
+                model = build_mechanism_model(frame, priors, cand)
+                idata = sample(model, settings=settings, seed=seed + r, progress=progress)
                 diag = diagnose(idata, **dict(thresholds or {}))
                 if not diag.passed:
                     problems.append(f"{cand}: {diag.text()}")
@@ -161,7 +115,7 @@ def model_recovery(design: Design, *, generating: Sequence[str] = ("H1", "H2"),
             best, runner = str(t.index[0]), str(t.index[1])
             diff, dse = float(t.loc[runner, "elpd_diff"]), float(t.loc[runner, "dse"])
             row = {"generating": gen, "replicate": r, "best": best, "elpd_diff": diff, "dse": dse,
-                   "separated": bool(diff > MIN_ELPD_DIFF and diff > 2.0 * dse), "converged": not problems,
+                   "separated": comp.separated(best, runner), "converged": not problems,
                    "problems": "; ".join(problems),
                    "n_high_k": int((~comp.pareto_k["ok"]).sum())}
             row.update({f"weight_{c}": float(t.loc[c, "weight"]) for c in candidates})

@@ -15,7 +15,7 @@ import pytest
 from mscbayes.data.outcomes import read_invivo_table
 from mscbayes.hypotheses_model import build_mechanism_model
 from mscbayes.inference import SamplerSettings
-from mscbayes.recovery import DataSwapError, model_recovery, swap_data
+from mscbayes.recovery import model_recovery
 from mscbayes.simulate import Arm, Design, load_design, simulate_mechanisms
 
 SETTINGS = SamplerSettings(draws=1000, tune=700, chains=2)
@@ -50,28 +50,23 @@ def _frame(design, hypothesis, seed):
     return read_invivo_table(simulate_mechanisms(design, hypothesis, seed=seed)).frame
 
 
-def test_swap_data_sets_the_replicate_and_checks_it():
+def test_replicates_of_a_design_share_one_compile_and_other_designs_do_not():
+    """What makes recovery studies affordable, and safe: a model built on another replicate of the same design
+    is the same computation (values, limits and censoring are data), so its compile is reused with its own
+    data; a design difference that is a constant of the graph (the dose) or a shape gets a compile of its own."""
+    from mscbayes.inference import compiled_nutpie_model
+
     d = live_only_design()
     a = build_mechanism_model(_frame(d, "H1", 1), None, "H1")
     b = build_mechanism_model(_frame(d, "H1", 2), None, "H1")
-    swap_data(a, b)
-    assert np.array_equal(a["outcome_value"].get_value(), b["outcome_value"].get_value())
-
-
-def test_swap_data_refuses_what_is_not_data():
-    d = live_only_design()
-    a = build_mechanism_model(_frame(d, "H1", 1), None, "H1")
-    before = a["outcome_value"].get_value().copy()
-    # the same layout, but twice the dose: a constant of the graph, not data, so the swap must fail
-    other = Design(study=d.study, arms=(Arm("live MSC", **{**_OUT, "dose_cells": 2e6}), _VEHICLE))
-    c = build_mechanism_model(_frame(other, "H1", 1), None, "H1")
-    with pytest.raises(DataSwapError, match="log density differs"):
-        swap_data(a, c)
-    assert np.array_equal(a["outcome_value"].get_value(), before)      # restored
-    # a different layout (another number of animals) is refused before anything is set
-    small = Design(study=d.study, arms=(Arm("live MSC", **{**_OUT, "outcome_animals_per_time": 2}), _VEHICLE))
-    with pytest.raises(DataSwapError, match="different shape"):
-        swap_data(a, build_mechanism_model(_frame(small, "H1", 1), None, "H1"))
+    first = compiled_nutpie_model(a)
+    reused = compiled_nutpie_model(b)
+    assert reused.compiled_logp_func is first.compiled_logp_func
+    assert not np.array_equal(reused.shared_data["outcome_value"], first.shared_data["outcome_value"])
+    np.testing.assert_array_equal(reused.shared_data["outcome_value"], b["outcome_value"].get_value())
+    other_dose = Design(study=d.study, arms=(Arm("live MSC", **{**_OUT, "dose_cells": 2e6}), _VEHICLE))
+    c = build_mechanism_model(_frame(other_dose, "H1", 1), None, "H1")
+    assert compiled_nutpie_model(c).compiled_logp_func is not first.compiled_logp_func
 
 
 @pytest.mark.slow

@@ -159,6 +159,20 @@ def _scatter_observed(ax, rows: pd.DataFrame, arm_index: int, n_arms: int) -> No
                        zorder=3, linewidths=1.1)
 
 
+def _style_panel(ax, d, values, title: str, *, first_column: bool, last_row: bool) -> None:
+    """Shared look of a biodistribution panel: log y with limits from `values`, time axis, title, labels."""
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_locator(NullLocator())
+    _positive_ylim(ax, values)
+    _time_axis(ax, d["time_h"].to_numpy(dtype=float))
+    ax.set_title(title, fontsize=10)
+    if first_column:
+        ax.set_ylabel(_ylabel(d), fontsize=9)
+    if not last_row:
+        ax.set_xlabel("")
+    ax.grid(True, which="major", alpha=0.3)
+
+
 def _positive_ylim(ax, values: np.ndarray) -> None:
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v) & (v > 0)]
@@ -193,16 +207,8 @@ def plot_data(*, data: pd.DataFrame, title: str | None = None, width: float = 10
                 rows = cell[cell["arm"] == arm]
                 if len(rows):
                     _scatter_observed(ax, rows, k, len(arms))
-            ax.set_yscale("log")
-            ax.yaxis.set_minor_locator(NullLocator())
-            _positive_ylim(ax, cell["value"].to_numpy(dtype=float))
-            _time_axis(ax, d["time_h"].to_numpy(dtype=float))
-            ax.set_title(f"{organ} · {assay}", fontsize=10)
-            if j == 0:
-                ax.set_ylabel(_ylabel(d), fontsize=9)
-            if i < len(assays) - 1:
-                ax.set_xlabel("")
-            ax.grid(True, which="major", alpha=0.3)
+            _style_panel(ax, d, cell["value"].to_numpy(dtype=float), f"{organ} · {assay}",
+                         first_column=j == 0, last_row=i == len(assays) - 1)
             if cell.empty:
                 ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="grey")
     if title:
@@ -255,16 +261,8 @@ def plot_ppc(*, data: pd.DataFrame, predictive: np.ndarray, prob: float = HDI_PR
                     ax.plot(times, meds, color=colour, linewidth=1.2, alpha=0.9)
                     shown += [np.asarray(lows), np.asarray(highs)]
                 _scatter_observed(ax, rows, k, len(arms))
-            ax.set_yscale("log")
-            ax.yaxis.set_minor_locator(NullLocator())
-            _positive_ylim(ax, np.concatenate(shown) if shown else np.array([]))
-            _time_axis(ax, d["time_h"].to_numpy(dtype=float))
-            ax.set_title(f"{organ} · {assay}", fontsize=10)
-            if j == 0:
-                ax.set_ylabel(_ylabel(d), fontsize=9)
-            if i < len(assays) - 1:
-                ax.set_xlabel("")
-            ax.grid(True, which="major", alpha=0.3)
+            _style_panel(ax, d, np.concatenate(shown) if shown else np.array([]), f"{organ} · {assay}",
+                         first_column=j == 0, last_row=i == len(assays) - 1)
     if title:
         fig.suptitle(title, fontsize=11)
     band = Line2D([], [], color="grey", linewidth=6, alpha=0.3, label=f"{prob:.0%} predictive interval")
