@@ -39,28 +39,36 @@ TIMES_H = (1.0, 4.0, 24.0, 72.0)
 # ------------------------------------------------------------------------------------------ data
 
 
-def benchmark_frame(scale: int = 1, seed: int = DATA_SEED):
-    """4 studies x 60 animals (x scale), IV, 1/4/24/72 h, lung + liver; per study 28 animals with Cr-51 plus a
-    live or material assay (BLI in studies 1-2, DNA qPCR in 3-4) and 32 with Cr-51 only: 704 rows at 1x.
-    Studies differ in product size (extraction), dose and death rate; values under the limits are censored."""
+def benchmark_frame(scale: int = 1, seed: int = DATA_SEED, design: str = "flow"):
+    """4 studies x 60 animals (x scale), IV, 1/4/24/72 h; 704 rows at 1x. Per study 28 animals with Cr-51 plus a
+    live or material assay (BLI in studies 1-2, DNA qPCR in 3-4) in lung and liver, and 32 more animals:
+    design "flow" (the benchmark): in studies 2 and 4 these 32 give lung digests for flow cytometry (dead labelled
+    MSC, flow_dead, and label inside host phagocytes, flow_engulfed), elsewhere Cr-51 in lung and liver;
+    design "label_only" (the first two sessions' data): all 32 give Cr-51 in lung and liver, so no assay tells
+    free dead cells from engulfed material. Studies differ in product size (extraction), dose and death rate;
+    values under the limits are censored."""
     import pandas as pd
 
     from mscbayes.data import read_fate_table
     from mscbayes.simulate import Arm, Design, simulate
 
+    if design not in ("flow", "label_only"):
+        raise ValueError(f"design must be 'flow' or 'label_only', got {design!r}")
     rng = np.random.default_rng(seed)
     frames = []
     for k, (assay, diameter, dose) in enumerate([("bli", 18.0, 5e5), ("bli", 22.0, 1e6),
                                                  ("dna_qpcr", 16.0, 5e5), ("dna_qpcr", 20.0, 1e6)]):
         kd_study = 0.07 * float(np.exp(0.3 * rng.standard_normal()))
+        product = dict(dose_cells=dose, viability=0.9, diameter_mean_um=diameter, diameter_sd_um=4.0, times_h=TIMES_H)
+        flow = design == "flow" and k in (1, 3)
         arms = (
-            Arm("dual", dose_cells=dose, viability=0.9, diameter_mean_um=diameter, diameter_sd_um=4.0,
-                times_h=TIMES_H, organs=("lung", "liver"), assays=("cr51", assay), animals_per_time=7 * scale),
-            Arm("cr51 only", dose_cells=dose, viability=0.9, diameter_mean_um=diameter, diameter_sd_um=4.0,
-                times_h=TIMES_H, organs=("lung", "liver"), assays=("cr51",), animals_per_time=8 * scale),
+            Arm("dual", organs=("lung", "liver"), assays=("cr51", assay), animals_per_time=7 * scale, **product),
+            Arm("lung flow", organs=("lung",), assays=("flow_dead", "flow_engulfed"), animals_per_time=8 * scale,
+                **product) if flow else
+            Arm("cr51 only", organs=("lung", "liver"), assays=("cr51",), animals_per_time=8 * scale, **product),
         )
-        design = Design(study=f"bench-study-{k + 1}", species="mouse", measure="fraction_of_dose", arms=arms)
-        frames.append(simulate(design, params={"kd": kd_study}, seed=seed + k))
+        study = Design(study=f"bench-study-{k + 1}", species="mouse", measure="fraction_of_dose", arms=arms)
+        frames.append(simulate(study, params={"kd": kd_study}, seed=seed + k))
     table = pd.concat(frames, ignore_index=True)
     return read_fate_table(table).frame
 

@@ -402,7 +402,10 @@ def test_aliases_are_normalised(tmp_path):
 def test_vocabulary_constants_match_mechanisms():
     assert fate.ROUTES == ("intravenous", "intra_arterial", "portal_vein", "local")
     assert fate.ORGANS == ("lung", "liver", "spleen", "kidney", "target", "rest", "whole_body")
-    assert fate.ASSAYS == ("cr51", "in111", "tc99m", "bli", "dna_qpcr", "mrna_qpcr", "reculture", "dye", "mri")
+    assert fate.ASSAYS == ("cr51", "in111", "tc99m", "bli", "dna_qpcr", "mrna_qpcr", "reculture", "dye", "mri",
+                           "flow_dead", "flow_engulfed")
+    from mscbayes.mechanisms import assays
+    assert fate.ASSAYS == assays.ASSAYS
     assert fate.MEASURES == ("fraction_of_dose", "cells", "detected")
     assert fate.ROW_KINDS == ("individual", "mean", "range", "upper_bound", "lower_bound", "k_of_n")
     assert set(fate.REQUIRED_COLUMNS) == {"study", "subject", "species", "arm", "cell_source", "dose_cells",

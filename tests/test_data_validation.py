@@ -135,7 +135,7 @@ def test_vocabulary_aliases_and_suggestions():
     assert coculture.READOUT_VOCAB.normalise("CD25+Foxp3+") == "cd25_foxp3_of_cd4"
     assert coculture.READOUT_VOCAB.normalise("CD25-Foxp3+") == "cd25neg_foxp3_of_cd4"
     assert coculture.BLOCKER_VOCAB.normalise("anti-TGFβ") == "anti_tgfb"
-    assert "cr51" in v and len(v) == 9 and list(v)[0] == "cr51"
+    assert "cr51" in v and len(v) == 11 and list(v)[0] == "cr51"
 
 
 def test_vocabulary_rejects_ambiguous_aliases():

@@ -166,3 +166,38 @@ def test_fraction_ever_alive_in_target_matches_the_integrated_inflow(route, rout
     assert got.shape == (1,)
     assert abs(got[0] - expected) < 1e-7 * max(expected, 1e-6), (got, expected)
     assert 0.0 < got[0] < 0.9
+
+
+@pytest.mark.parametrize("requests,reads_d_total", [
+    ([("cr51", "lung"), ("cr51", "liver"), ("bli", "liver")], False),   # Cr-51 free label is re-taken up by the kidney only
+    ([("cr51", "kidney"), ("dna_qpcr", "lung")], True),
+    ([("in111", "liver")], True),                                       # 111In free label goes to the liver
+    ([("cr51", "whole_body")], True),
+    ([("flow_dead", "lung"), ("flow_engulfed", "liver")], False),
+])
+def test_signals_from_the_states_an_assay_needs_equal_the_full_solution(requests, reads_d_total):
+    from mscbayes.mechanisms.assays import states_needed
+    from mscbayes.mechanisms.fate import AnimalDesign, expected_signals, fate_states
+
+    needed = states_needed({a for a, _ in requests}, {o for _, o in requests})
+    assert ("D_total" in needed) == reads_d_total
+    n = len(TIMES)
+    design = AnimalDesign(time_h=TIMES, dose_cells=np.full(n, 1e6), diameter_mean_um=np.full(n, 20.0),
+                          diameter_sd_um=np.full(n, 4.0), route=np.array(["intravenous"] * n),
+                          route_organ=np.array([""] * n), species=np.array(["mouse"] * n))
+    params = dict(SIZE, **{k: v for k, v in RATES.items() if k != "kd"})
+    got = expected_signals(design, params, requests, kd=RATES["kd"], viability=0.9)
+    every = fate_states(design, params, kd=RATES["kd"], viability=0.9, wanted=kin.STATES + ("D_total",))
+    for a, o in requests:
+        np.testing.assert_allclose(got[(a, o)], assay_signal(every, a, o), rtol=1e-12, atol=1e-9, err_msg=f"{a} {o}")
+
+
+def test_flow_readouts_split_cell_material_into_live_dead_and_engulfed():
+    """DNA qPCR sees live + dead + engulfed material; BLI, flow_dead and flow_engulfed see one part each."""
+    net, x0 = setup()
+    st = kin.solve_closed_form(net, x0, TIMES)
+    for organ in ("lung", "liver", "spleen"):
+        parts = sum(assay_signal(st, a, organ) for a in ("bli", "flow_dead", "flow_engulfed"))
+        np.testing.assert_allclose(parts, assay_signal(st, "dna_qpcr", organ), rtol=1e-12)
+        np.testing.assert_allclose(assay_signal(st, "flow_dead", organ), st[f"Y_{organ}"])
+        np.testing.assert_allclose(assay_signal(st, "flow_engulfed", organ), st[f"Z_{organ}"])

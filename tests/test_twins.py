@@ -12,7 +12,8 @@ from mscbayes.mechanisms.fate import AnimalDesign, expected_signals
 NAMES = ["krel", "kphi", "kfrag", "kmig", "kdig", "log_d50_lung", "slope_lung", "log_d50_systemic", "slope_systemic", "local_leak"]
 VALUES = dict(krel=0.005, kphi=0.5, kfrag=0.02, kmig=0.03, kdig=0.02, log_d50_lung=np.log(9.0), slope_lung=0.12,
               log_d50_systemic=np.log(13.0), slope_systemic=0.3, local_leak=0.3)
-REQUESTS = [(a, o) for a in ("cr51", "in111", "bli", "dna_qpcr", "dye") for o in ("lung", "liver", "spleen", "whole_body")]
+REQUESTS = [(a, o) for a in ("cr51", "in111", "bli", "dna_qpcr", "dye", "flow_dead", "flow_engulfed")
+            for o in ("lung", "liver", "spleen", "whole_body")]
 
 
 @pytest.fixture(scope="module")

@@ -155,6 +155,10 @@ ASSAY_VOCAB = Vocabulary(
         "reculture": "re-culture of labelled/marked cells out of the harvested organ (live cells)",
         "dye": "fluorescent membrane/cytoplasmic dye (DiI, DiR, PKH26, CFSE) by histology or flow cytometry",
         "mri": "MRI of iron-oxide (SPIO) or other contrast-labelled cells",
+        "flow_dead": "flow cytometry of organ digests: labelled infused cells that are dead or apoptotic and not "
+                     "inside host phagocytes (dead, not yet engulfed)",
+        "flow_engulfed": "flow cytometry of organ digests: infused-cell label inside host phagocytes, in infused-cell "
+                         "equivalents (engulfed material)",
     },
     {
         "51cr": "cr51", "cr-51": "cr51", "chromium-51": "cr51", "chromium": "cr51", "51cr-chromate": "cr51",
@@ -169,11 +173,13 @@ ASSAY_VOCAB = Vocabulary(
         "re-culture": "reculture", "re culture": "reculture", "outgrowth": "reculture", "cfu": "reculture",
         "dii": "dye", "dir": "dye", "pkh26": "dye", "pkh67": "dye", "cfse": "dye", "fluorescent dye": "dye",
         "spio": "mri", "magnetic resonance imaging": "mri", "iron oxide": "mri",
+        "flow dead": "flow_dead", "dead labelled cells": "flow_dead", "annexin v flow": "flow_dead",
+        "flow engulfed": "flow_engulfed", "label+ phagocytes": "flow_engulfed", "flow phagocytes": "flow_engulfed",
     },
 )
 
 # assays that need the organ harvested: one animal gives one time point for these
-DESTRUCTIVE_ASSAYS = ("cr51", "dna_qpcr", "mrna_qpcr", "reculture", "dye")
+DESTRUCTIVE_ASSAYS = ("cr51", "dna_qpcr", "mrna_qpcr", "reculture", "dye", "flow_dead", "flow_engulfed")
 
 MEASURE_VOCAB = Vocabulary(
     {

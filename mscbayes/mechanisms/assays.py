@@ -3,9 +3,15 @@
     live only            bli, mrna_qpcr, reculture        X_j
     cell material        dna_qpcr                         X_j + Y_j + Z_j        (digested DNA is gone)
     label kept locally   dye, mri                         X_j + Y_j + Z_j + D_j  (lipophilic dye and iron oxide stay in the host phagocyte)
+    dead, not engulfed   flow_dead                        Y_j
+    engulfed material    flow_engulfed                    Z_j
     radiolabel           cr51, in111, tc99m               X_j + Y_j + Z_j + g_j · D_total
                          (label freed by digestion is excreted or re-taken up by organ j with fraction g_j;
                           D_total = dose − Σ_k (X_k + Y_k + Z_k) by mass balance, so no deeper chain is solved)
+
+Only the two flow-cytometry read-outs separate free dead cells (Y) from engulfed material (Z); without
+them every assay sees Y + Z together and the engulfment rate k_phi trades off against digestion and
+phagocyte migration (mechanisms.md §3.3, "Identifiability (phagocytosis)").
 
 Radioactivity is taken as decay-corrected to the time of injection, as published %ID values are.
 Label efflux from live cells is not modelled in the default (it would need a labelled-live pool).
@@ -19,10 +25,12 @@ from dataclasses import dataclass
 from .backend import NP, Backend
 from .trapping import ORGANS
 
-ASSAYS = ("cr51", "in111", "tc99m", "bli", "dna_qpcr", "mrna_qpcr", "reculture", "dye", "mri")
+ASSAYS = ("cr51", "in111", "tc99m", "bli", "dna_qpcr", "mrna_qpcr", "reculture", "dye", "mri", "flow_dead",
+          "flow_engulfed")
 LIVE_ONLY = ("bli", "mrna_qpcr", "reculture")
 MATERIAL = ("dna_qpcr",)
 LOCAL_LABEL = ("dye", "mri")
+FLOW = ("flow_dead", "flow_engulfed")
 RADIOLABELS = ("cr51", "in111", "tc99m")
 
 # Fraction of label freed by digestion that is re-taken up per organ (the rest is excreted). Free
@@ -39,7 +47,7 @@ FREE_LABEL_UPTAKE = {
 @dataclass(frozen=True)
 class AssayInfo:
     name: str
-    sees: str            # "live", "material", "local_label", "radiolabel"
+    sees: str            # "live", "material", "local_label", "radiolabel", "dead", "engulfed"
     noise_sd_prior: float  # HalfNormal scale of the log-scale residual SD (mechanisms.md §5.3)
     description: str
 
@@ -54,7 +62,16 @@ ASSAY_INFO = {
     "tc99m": AssayInfo("tc99m", "radiolabel", 0.3, "99mTc (e.g. HMPAO): cell-bound label plus re-deposited free label"),
     "dye": AssayInfo("dye", "local_label", 0.5, "lipophilic dye (DiR, PKH26): follows material and stays in host phagocytes"),
     "mri": AssayInfo("mri", "local_label", 0.5, "iron-oxide MRI: follows material and stays in host phagocytes"),
+    # flow cytometry of organ digests for the infused cells' label (mechanisms.md §3.3: "flow of labelled dead
+    # cells"; de Witte 2018 Stem Cells traced MSC material into host monocytes by flow); noise SDs [D]
+    "flow_dead": AssayInfo("flow_dead", "dead", 0.5, "flow cytometry: labelled infused cells that are dead or "
+                           "apoptotic (viability dye+ or annexin V+) and not inside host phagocytes (CD45-)"),
+    "flow_engulfed": AssayInfo("flow_engulfed", "engulfed", 0.5, "flow cytometry: infused-cell label inside host "
+                               "phagocytes (label+ CD45+ CD11b+), in infused-cell equivalents"),
 }
+
+
+_SINGLE_STATE = {"live": "X", "dead": "Y", "engulfed": "Z"}
 
 
 def assay_signal(states: dict, assay: str, organ: str, xp: Backend = NP):
@@ -65,9 +82,9 @@ def assay_signal(states: dict, assay: str, organ: str, xp: Backend = NP):
             total = total + assay_signal(states, assay, o, xp)
         return total
     info = ASSAY_INFO[assay]
+    if info.sees in _SINGLE_STATE:
+        return states[f"{_SINGLE_STATE[info.sees]}_{organ}"]
     live = states[f"X_{organ}"]
-    if info.sees == "live":
-        return live
     material = live + states[f"Y_{organ}"] + states[f"Z_{organ}"]
     if info.sees == "material":
         return material
@@ -88,12 +105,15 @@ def states_needed(assays, organs) -> tuple[str, ...]:
     for a in assays:
         sees = ASSAY_INFO[a].sees
         for o in organ_list:
-            need.add(f"X_{o}")
-            if sees != "live":
-                need.update({f"Y_{o}", f"Z_{o}"})
+            if sees in _SINGLE_STATE:
+                need.add(f"{_SINGLE_STATE[sees]}_{o}")
+                continue
+            need.update({f"X_{o}", f"Y_{o}", f"Z_{o}"})
             if sees == "local_label":
                 need.add(f"D_{o}")
-        if sees == "radiolabel":
+        # freed label is read only where an organ re-takes it up (Cr-51: kidney); elsewhere the radiolabel
+        # sees material alone, and D_total (which needs X, Y, Z of every organ) is not solved
+        if sees == "radiolabel" and any(FREE_LABEL_UPTAKE[a].get(o, 0.0) for o in organ_list):
             need.add("D_total")
     order = [f"{k}_{o}" for k in ("X", "Y", "Z", "D") for o in ORGANS] + ["D_total"]
     return tuple(s for s in order if s in need)
@@ -111,6 +131,8 @@ DETECTION_LIMITS = {
     "tc99m": ("fraction", 1e-4, "as Cr-51 [M]"),
     "dye": ("fraction", 1e-3, "tissue autofluorescence background [D]"),
     "mri": ("cells", 1e4, "roughly 1e4 labelled cells per voxel (mechanisms.md §5.1) [M]"),
+    "flow_dead": ("cells", 100.0, "a few dozen gated events per organ digest [D]"),
+    "flow_engulfed": ("cells", 100.0, "as flow_dead [D]"),
 }
 
 
