@@ -29,7 +29,7 @@ def main(argv=None) -> None:
     ap.add_argument("--scale", type=int, default=1)
     ap.add_argument("--design", default="flow", choices=["flow", "label_only"],
                     help="benchmark data: with lung flow cytometry (default) or label assays only (sessions 1-2)")
-    ap.add_argument("--mass-matrix", default="diag", choices=["diag", "low_rank"])
+    ap.add_argument("--mass-matrix", default="diag", choices=["diag", "diag_draws", "low_rank"])
     ap.add_argument("--animal-effects", default=",".join(ANIMAL_EFFECTS))
     ap.add_argument("--seed", default="100", help="a sampler seed, or several (comma list) fitted in one process "
                                                   "(compiled once, mscbayes.inference's cache)")

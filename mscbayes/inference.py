@@ -74,7 +74,7 @@ DATA_GROUP: str = "fit_data"
 
 SamplerName = Literal["nutpie", "pymc", "numpyro"]
 _SAMPLERS: tuple[str, ...] = ("nutpie", "pymc", "numpyro")
-MASS_MATRICES: tuple[str, ...] = ("diag", "low_rank")
+MASS_MATRICES: tuple[str, ...] = ("diag", "diag_draws", "low_rank")
 
 
 class FitMismatchError(ValueError):
@@ -103,8 +103,10 @@ class SamplerSettings:
     target_accept: float = 0.9
     max_treedepth: int = 10
     cores: int | None = None
-    #: nutpie only: "diag" (diagonal mass matrix) or "low_rank" (diagonal plus a low-rank correction
-    #: learnt from draws and gradients, for correlated posteriors; nutpie's low_rank_modified_mass_matrix)
+    #: nutpie only: "diag" (diagonal mass matrix estimated from draw and gradient variances, nutpie's default),
+    #: "diag_draws" (diagonal from draw variances only, as PyMC and Stan adapt; nutpie's
+    #: use_grad_based_mass_matrix=False) or "low_rank" (diagonal plus a low-rank correction learnt from draws
+    #: and gradients, for correlated posteriors; nutpie's low_rank_modified_mass_matrix)
     mass_matrix: str = "diag"
 
     def __post_init__(self) -> None:
@@ -356,6 +358,8 @@ def _sample_nutpie(model: pm.Model, settings: SamplerSettings, *, seed: int, cor
         target_accept=settings.target_accept,
         maxdepth=settings.max_treedepth,
         low_rank_modified_mass_matrix=settings.mass_matrix == "low_rank",
+        # nutpie refuses this keyword with low-rank adaptation, so it is passed only when it changes something
+        **({"use_grad_based_mass_matrix": False} if settings.mass_matrix == "diag_draws" else {}),
     )
     # labels from this model (a cached compile may carry another model's coordinate values)
     labels = {dim: list(vals) for dim, vals in model.coords.items()

@@ -62,6 +62,9 @@ def test_settings_defaults_round_trip_and_validation():
         SamplerSettings(mass_matrix="full")
     with pytest.raises(ValueError, match="needs the nutpie sampler"):
         SamplerSettings(sampler="pymc", mass_matrix="low_rank")
+    with pytest.raises(ValueError, match="needs the nutpie sampler"):
+        SamplerSettings(sampler="pymc", mass_matrix="diag_draws")
+    assert SamplerSettings.from_dict(SamplerSettings(mass_matrix="diag_draws").to_dict()).mass_matrix == "diag_draws"
     low = SamplerSettings(mass_matrix="low_rank")
     assert SamplerSettings.from_dict(low.to_dict()) == low
     assert fallback_ladder(low)[2] == replace(fallback_ladder(low)[1], sampler="pymc", mass_matrix="diag")
@@ -487,3 +490,17 @@ def test_atomic_write_gives_normal_permissions(tmp_path):
     assert out.read_text() == "hi"
     if os.name == "posix":
         assert out.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("mass_matrix", ["diag_draws", "low_rank"])
+def test_nutpie_mass_matrix_options_sample_the_posterior(mass_matrix):
+    """Each mass-matrix adaptation reaches the exact conjugate posterior of a normal mean (40 points, SD 1)."""
+    rng = np.random.default_rng(4)
+    values = rng.normal(2.5, 1.0, 40)
+    idata = sample(_data_model(values), settings=SamplerSettings(draws=400, tune=300, chains=2, mass_matrix=mass_matrix),
+                   seed=2, progress=False)
+    post_var = 1.0 / (1.0 / 100.0 + 40.0)
+    post_mean = post_var * values.sum()
+    mu = idata.posterior["mu"].values.ravel()
+    assert abs(mu.mean() - post_mean) < 0.05
+    assert abs(mu.std() - np.sqrt(post_var)) < 0.04
