@@ -160,7 +160,7 @@ def _metrics(posterior, names, diverging, steps, sampling_s) -> dict:
         "sampling_s": sampling_s, "min_bulk_ess": ess_min, "ess_per_s": ess_min / sampling_s,
         "divergences": int(np.sum(diverging)), "max_rhat": rhat_max, "n_params": n_params,
         "gradients": total_steps,
-        # chains run in parallel on separate cores: wall time per gradient in one chain
+        # chains run in parallel on separate cores: wall time per gradient in one chain.
         # `steps` are the kept draws' leapfrog steps (no backend returns warm-up statistics here) while sampling_s
         # includes warm-up: us_per_gradient is sampling time per draw-phase gradient (about twice the cost of one
         # gradient when warm-up trajectories are as long), mean_tree_depth_steps is half the steps per draw
@@ -356,8 +356,8 @@ def check_logp(scale: int = 1, points: int = 5, seed: int = 1) -> dict:
 # ------------------------------------------------------------------------------------------ driver
 
 KEYS = ("compile_s", "sampling_s", "min_bulk_ess", "ess_per_s", "divergences", "max_rhat", "peak_mb",
-        "us_per_gradient", "mean_tree_depth_steps", "gradients_per_draw", "sampling_cpu_s", "ess_per_cpu_s", "cpu_us_per_gradient",
-        "cpu_share")
+        "us_per_gradient", "mean_tree_depth_steps", "gradients_per_draw", "sampling_cpu_s", "ess_per_cpu_s",
+        "cpu_us_per_gradient", "cpu_share")
 
 
 def run_one(backend: str, scale: int, seed: int, animal_effects: str = "") -> dict:

@@ -229,8 +229,8 @@ def study_extraction_parameterisation(study_parameterisation: str) -> str:
     Unlike the death rate, which each study's own time course pins down, a study's extraction is explained
     first by the shared size model (d50 and slope of the lung, with the product's diameter) and the shift is
     only what remains: the data leave it near 0 and trading off against d50 and slope, which in centred form
-    is the funnel NUTS cannot cross (benchmark data, 240 animals, 4 studies of 16-22 µm cells: 28 divergences
-    centred, 1 non-centred; benchmarks/README.md)."""
+    is a funnel NUTS cannot cross (label-only benchmark data, 240 animals, 4 studies of 16-22 µm cells, engulfment
+    rate pinned: 28 divergences centred, 1 non-centred; benchmarks/README.md, third session)."""
     return "none" if study_parameterisation == "none" else "non_centred"
 
 
