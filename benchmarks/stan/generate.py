@@ -326,20 +326,17 @@ def stan_program(frame, parameterisation: dict, priors=DEFAULT_PRIORS) -> str:
         params += ["  real<lower=0> sd_study_kd;", "  real<lower=0> sd_study_extraction;"]
         model += [f"  target += {_prior_lpdf('sd_study_kd', 'sd_study_kd', priors=priors)};",
                   f"  target += {_prior_lpdf('sd_study_extraction', 'sd_study_extraction', priors=priors)};"]
-        if study_p == "centred":
-            params += ["  vector[S] log_kd_study;"]
-            model += ["  target += normal_lpdf(log_kd_study | log_kd, sd_study_kd);"]
-        else:
-            params += ["  vector[S] z_kd_study;"]
-            model += ["  target += std_normal_lpdf(z_kd_study);"]
-            tp += ["  vector[S] log_kd_study = log_kd + sd_study_kd * z_kd_study;"]
-        if study_ext_p == "centred":
-            params += ["  vector[S] extraction_shift_study;"]
-            model += ["  target += normal_lpdf(extraction_shift_study | 0.0, sd_study_extraction);"]
-        else:
-            params += ["  vector[S] z_extraction_study;"]
-            model += ["  target += std_normal_lpdf(z_extraction_study);"]
-            tp += ["  vector[S] extraction_shift_study = sd_study_extraction * z_extraction_study;"]
+        for name, z, mu, sd, how in (("log_kd_study", "z_kd_study", "log_kd", "sd_study_kd", study_p),
+                                     ("extraction_shift_study", "z_extraction_study", "0.0", "sd_study_extraction",
+                                      study_ext_p)):
+            if how == "centred":
+                params += [f"  vector[S] {name};"]
+                model += [f"  target += normal_lpdf({name} | {mu}, {sd});"]
+            else:
+                params += [f"  vector[S] {z};"]
+                model += [f"  target += std_normal_lpdf({z});"]
+                shift = "" if mu == "0.0" else f"{mu} + "
+                tp += [f"  vector[S] {name} = {shift}{sd} * {z};"]
     params += ["  real<lower=0> sd_animal_kd;", "  real<lower=0> sd_animal_extraction;", "  real<lower=0> sd_animal_recovery;"]
     model += [f"  target += {_prior_lpdf(k, k, priors=priors)};" for k in
               ("sd_animal_kd", "sd_animal_extraction", "sd_animal_recovery")]
