@@ -146,6 +146,28 @@ def metered(fn, store: dict, key: str):
 # ------------------------------------------------------------------------------------------ metrics
 
 
+def rhat_noise_floor(ess_bulk: np.ndarray, chains: int, draws: int, reps: int = 5, seed: int = 0) -> float:
+    """Median over `reps` of the max rank-normalised split R-hat that perfectly converged chains would show:
+    per parameter, `chains` independent AR(1) chains of `draws` with the lag-1 correlation ρ that gives the
+    parameter's measured bulk ESS (ESS = chains·draws·(1 − ρ)/(1 + ρ)). A max R-hat near this floor is what
+    the run's efficiency allows, not a sign of disagreement between chains."""
+    import arviz as az
+
+    rng = np.random.default_rng(seed)
+    n = chains * draws
+    ratio = np.clip(np.asarray(ess_bulk, dtype=float).ravel() / n, 1e-3, 1.0)
+    rho = (1.0 - ratio) / (1.0 + ratio)
+    out = []
+    for _ in range(reps):
+        e = rng.standard_normal((chains, draws, rho.size))
+        x = np.empty_like(e)
+        x[:, 0] = e[:, 0]
+        for t in range(1, draws):
+            x[:, t] = rho * x[:, t - 1] + np.sqrt(1.0 - rho**2) * e[:, t]
+        out.append(float(az.rhat(az.convert_to_dataset({"p": x}))["p"].max()))
+    return float(np.median(out))
+
+
 def _metrics(posterior, names, diverging, steps, sampling_s) -> dict:
     import arviz as az
 
@@ -154,11 +176,15 @@ def _metrics(posterior, names, diverging, steps, sampling_s) -> dict:
     rhat = az.rhat(ds)
     ess_min = float(min(float(ess[v].min()) for v in names))
     rhat_max = float(max(float(rhat[v].max()) for v in names))
+    ess_all = np.concatenate([np.ravel(ess[v].values) for v in names])
+    chains, draws = (int(posterior.sizes["chain"]), int(posterior.sizes["draw"])) if hasattr(posterior, "sizes") \
+        else (CHAINS, DRAWS)
     n_params = int(sum(int(np.prod(ds[v].shape[2:])) for v in names))
     total_steps = int(np.sum(steps))
     return {
         "sampling_s": sampling_s, "min_bulk_ess": ess_min, "ess_per_s": ess_min / sampling_s,
         "divergences": int(np.sum(diverging)), "max_rhat": rhat_max, "n_params": n_params,
+        "rhat_noise_floor": rhat_noise_floor(ess_all, chains, draws),
         "gradients": total_steps,
         # chains run in parallel on separate cores: wall time per gradient in one chain.
         # `steps` are the kept draws' leapfrog steps (no backend returns warm-up statistics here) while sampling_s
@@ -208,15 +234,19 @@ def _run_pymc_side(backend: str, model, seed: int) -> dict:
     else:
         mcmc.init_nuts = timed(mcmc.init_nuts)
         mcmc._mp_sample = metered(mcmc._mp_sample, cpu, "sampling")
-    settings = SamplerSettings(sampler=backend, chains=CHAINS, tune=TUNE, draws=DRAWS, target_accept=TARGET_ACCEPT,
-                               max_treedepth=MAX_TREEDEPTH, cores=CHAINS)
+    # nutpie runs the toolkit's default for this model (target_accept and mass matrix from the model:
+    # mscbayes.model.SAMPLER_DEFAULTS); PyMC and Stan run at TARGET_ACCEPT
+    settings = SamplerSettings(sampler=backend, chains=CHAINS, tune=TUNE, draws=DRAWS,
+                               target_accept=None if backend == "nutpie" else TARGET_ACCEPT,
+                               max_treedepth=MAX_TREEDEPTH, cores=CHAINS).for_model(model)
     t0 = time.perf_counter()
     idata = sample(model, settings=settings, seed=seed, progress=False)
     wall = time.perf_counter() - t0
     sampling_s = float(idata.posterior.attrs.get("sampling_time") or idata.sample_stats.attrs["sampling_time"])
     st = idata.sample_stats
     out = _metrics(idata.posterior, free_names(model), st["diverging"].values, st["n_steps"].values, sampling_s)
-    out.update(compile_s=timers["compile_s"], wall_s=wall,
+    out.update(target_accept=settings.target_accept, mass_matrix=settings.mass_matrix,
+               compile_s=timers["compile_s"], wall_s=wall,
                other_s=wall - sampling_s - timers["compile_s"])  # log-likelihood, conversion, init
     return _add_cpu(out, cpu.get("sampling"))
 
@@ -355,7 +385,8 @@ def check_logp(scale: int = 1, points: int = 5, seed: int = 1) -> dict:
 
 # ------------------------------------------------------------------------------------------ driver
 
-KEYS = ("compile_s", "sampling_s", "min_bulk_ess", "ess_per_s", "divergences", "max_rhat", "peak_mb",
+KEYS = ("compile_s", "sampling_s", "min_bulk_ess", "ess_per_s", "divergences", "max_rhat", "rhat_noise_floor",
+        "peak_mb",
         "us_per_gradient", "mean_tree_depth_steps", "gradients_per_draw", "sampling_cpu_s", "ess_per_cpu_s",
         "cpu_us_per_gradient", "cpu_share")
 
@@ -472,6 +503,7 @@ def main(argv=None) -> None:
     med = summarise(runs)
     out = {"timestamp": stamp, "command": " ".join([Path(sys.executable).name] + sys.argv),
            "settings": {"chains": CHAINS, "tune": TUNE, "draws": DRAWS, "target_accept": TARGET_ACCEPT,
+                        "nutpie": "the model's SAMPLER_DEFAULTS (target_accept and mass matrix per run)",
                         "max_treedepth": MAX_TREEDEPTH, "data_seed": DATA_SEED},
            "cpu_count": os.cpu_count(), "runs": runs, "medians": med, "table": table(med)}
     if args.seeds:

@@ -759,7 +759,8 @@ def build_evidence_model(evidence_rows, priors=None, fate_frame: pd.DataFrame | 
     local_route = (f["route"] == "local").any() or (d_fate is not None and (d_fate["design"].route == "local").any())
     with pm.Model(coords=coords) as model:
         model.mscbayes_parameterisation = {"study": study_param,
-                                           "study_extraction": fate_model.study_extraction_parameterisation(study_param)}
+                                           "study_extraction": fate_model.study_extraction_parameterisation(study_param),
+                                           "lung_size": fate_model.lung_size_parameterisation(pr)}
         params, log_kd = fate_model.population_parameters(pr, local_route=bool(local_route))
         log_kd_study, ext_study = fate_model.study_effects(pr, log_kd, n_studies, study_param)
         z_sp = pm.Normal("z_kd_species", 0.0, 1.0, shape=len(species) - 1)

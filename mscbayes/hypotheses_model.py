@@ -43,7 +43,7 @@ from .mechanisms import hypotheses as hyp
 from .mechanisms.assays import ASSAY_INFO
 from .mechanisms.backend import pytensor_backend
 from .mechanisms.fate import expected_signals
-from .model import BACKGROUND_FRACTION, _rv, lognormal_obs_logp, prepare
+from .model import BACKGROUND_FRACTION, _rv, lognormal_obs_logp, prepare, size_parameters
 from .priors import DEFAULT_PRIORS, MECHANISM_PRIORS, Prior, override, priors_from_dict  # noqa: F401
 
 OBS_VARS = ("y", "detected", "outcome", "nk_lysis", "nk_lysed")
@@ -237,8 +237,7 @@ def build_mechanism_model(frame: pd.DataFrame, priors=None, hypothesis: str = "H
         weights: dict = {}
         model.mscbayes_weights = weights
         params = {name: _rv(pr[name], name) for name in ("krel", "kphi", "kfrag", "kmig", "kdig")}
-        for name in ("log_d50_lung", "slope_lung", "log_d50_systemic", "slope_systemic"):
-            params[name] = _rv(pr[name], name)
+        params.update(size_parameters(pr))
         params.update(_immune_params(pr))
         mu0, s0 = _logmu(pr["kd0"])
         log_kd0 = pm.Normal("log_kd0", mu0, s0)

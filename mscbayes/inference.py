@@ -77,6 +77,10 @@ _SAMPLERS: tuple[str, ...] = ("nutpie", "pymc", "numpyro")
 MASS_MATRICES: tuple[str, ...] = ("diag", "diag_draws", "low_rank")
 
 
+#: target_accept and mass_matrix when neither the settings nor the model (`SamplerSettings.for_model`) say.
+GENERIC_DEFAULTS: dict[str, Any] = {"target_accept": 0.9, "mass_matrix": "diag"}
+
+
 class FitMismatchError(ValueError):
     """A saved fit no longer matches its data or the model its kind builds today."""
 
@@ -93,28 +97,30 @@ class SamplerSettings:
     """How to run NUTS. Plain values only, so it round-trips through JSON.
 
     ``cores=None`` means ``min(chains, os.cpu_count())`` at run time (the value actually used
-    is recorded in `Fit.attempts`).
+    is recorded in `Fit.attempts`). ``target_accept=None`` and ``mass_matrix=None`` mean "the model's own
+    default" (`for_model`: a model may carry ``mscbayes_sampler_defaults``, else 0.9 and "diag"); `sample`
+    and `fit_model` resolve them before sampling, so a saved fit records the values used.
     """
 
     sampler: SamplerName = "nutpie"
     draws: int = 1000
     tune: int = 1000
     chains: int = 4
-    target_accept: float = 0.9
+    target_accept: float | None = None
     max_treedepth: int = 10
     cores: int | None = None
     #: nutpie only: "diag" (diagonal mass matrix estimated from draw and gradient variances, nutpie's default),
     #: "diag_draws" (diagonal from draw variances only, as PyMC and Stan adapt; nutpie's
     #: use_grad_based_mass_matrix=False) or "low_rank" (diagonal plus a low-rank correction learnt from draws
     #: and gradients, for correlated posteriors; nutpie's low_rank_modified_mass_matrix)
-    mass_matrix: str = "diag"
+    mass_matrix: str | None = None
 
     def __post_init__(self) -> None:
         if self.sampler not in _SAMPLERS:
             raise ValueError(f"sampler must be one of {_SAMPLERS}, got {self.sampler!r}")
-        if self.mass_matrix not in MASS_MATRICES:
+        if self.mass_matrix is not None and self.mass_matrix not in MASS_MATRICES:
             raise ValueError(f"mass_matrix must be one of {MASS_MATRICES}, got {self.mass_matrix!r}")
-        if self.mass_matrix != "diag" and self.sampler != "nutpie":
+        if self.mass_matrix not in (None, "diag") and self.sampler != "nutpie":
             raise ValueError(f"mass_matrix {self.mass_matrix!r} needs the nutpie sampler, not {self.sampler!r}")
         for name, low in (("draws", 1), ("tune", 0), ("chains", 1), ("max_treedepth", 1)):
             value = getattr(self, name)
@@ -126,9 +132,21 @@ class SamplerSettings:
                 raise ValueError(f"SamplerSettings.cores must be None or an int >= 1, got {self.cores!r}")
             object.__setattr__(self, "cores", int(self.cores))
         ta = self.target_accept
-        if isinstance(ta, bool) or not isinstance(ta, (int, float, np.floating)) or not 0 < ta < 1:
-            raise ValueError(f"SamplerSettings.target_accept must be in (0, 1), got {ta!r}")
-        object.__setattr__(self, "target_accept", float(ta))
+        if ta is not None:
+            if isinstance(ta, bool) or not isinstance(ta, (int, float, np.floating)) or not 0 < ta < 1:
+                raise ValueError(f"SamplerSettings.target_accept must be in (0, 1), got {ta!r}")
+            object.__setattr__(self, "target_accept", float(ta))
+
+    def for_model(self, model: Any = None) -> SamplerSettings:
+        """These settings with target_accept and mass_matrix filled in where they are None: from
+        ``model.mscbayes_sampler_defaults`` (a builder's choice for its posterior geometry; the mass matrix
+        only for nutpie), else the generic defaults 0.9 and "diag"."""
+        own = dict(getattr(model, "mscbayes_sampler_defaults", None) or {})
+        if self.sampler != "nutpie":
+            own.pop("mass_matrix", None)
+        filled = {name: own.get(name, GENERIC_DEFAULTS[name]) for name in GENERIC_DEFAULTS
+                  if getattr(self, name) is None}
+        return replace(self, **filled) if filled else self
 
     def resolved_cores(self) -> int:
         if self.cores is not None:
@@ -192,6 +210,7 @@ def sample(
         raise TypeError(f"settings must be a SamplerSettings, got {type(settings).__name__}")
     if not isinstance(model, pm.Model):
         raise TypeError(f"model must be a pymc.Model, got {type(model).__name__}")
+    settings = settings.for_model(model)
 
     cores = settings.resolved_cores()
     common: dict[str, Any] = dict(
@@ -704,7 +723,9 @@ def fallback_ladder(settings: SamplerSettings) -> list[SamplerSettings]:
     1. the given settings;
     2. tune doubled (at least 100) and target_accept raised to 0.95 (0.99 if already >= 0.95);
     3. the same as 2 with a different sampler: PyMC's NUTS (or nutpie if PyMC was already used).
+    Settings left to the model (None) are read as the generic defaults; `fit_model` resolves them first.
     """
+    settings = settings.for_model(None)
     safer = replace(
         settings,
         tune=max(2 * settings.tune, 100),
@@ -780,6 +801,7 @@ def fit_model(
 
     started = time.perf_counter()
     model = model_kind.build(table.frame, priors, hypothesis)
+    settings = settings.for_model(model)
     ladder = fallback_ladder(settings) if fallback else [settings]
 
     attempts: list[dict[str, Any]] = []

@@ -65,6 +65,13 @@ def resolve_priors(priors) -> dict[str, Prior]:
     return override(DEFAULT_PRIORS, priors)
 
 
+#: Sampler settings this model's posterior needs when the user leaves them open (`SamplerSettings.for_model`).
+#: nutpie's default mass matrix (from draw and gradient variances) takes half the leapfrog steps here but
+#: mixes the population rates and the lung-extraction SDs badly (benchmark data, 10 seeds: min bulk ESS 50-340,
+#: up to 49 divergences); estimated from draw variances only, with target_accept 0.95, min bulk ESS is 425-500
+#: and divergences 0-3 per fit (benchmarks/README.md, fourth session).
+SAMPLER_DEFAULTS = {"mass_matrix": "diag_draws", "target_accept": 0.95}
+
 #: Animal-level effects of the fate model: ln death rate, lung-extraction logit shift, log dose recovery.
 ANIMAL_EFFECTS: tuple[str, ...] = ("kd", "extraction", "recovery")
 
@@ -189,14 +196,47 @@ def population_parameters(pr: dict[str, Prior], local_route: bool = False):
     Returns (params dict for mechanisms.fate, log_kd). Shared by the fate model and the evidence model.
     """
     params = {name: _rv(pr[name], name) for name in ("krel", "kphi", "kfrag", "kmig", "kdig")}
-    for name in ("log_d50_lung", "slope_lung", "log_d50_systemic", "slope_systemic"):
-        params[name] = _rv(pr[name], name)
+    params.update(size_parameters(pr))
     if local_route:
         params["local_leak"] = _rv(pr["local_leak"], "local_leak")
     mu_kd, s_kd = _log_mean(pr["kd"])
     log_kd = pm.Normal("log_kd", mu=mu_kd, sigma=s_kd)
     pm.Deterministic("kd", pt.exp(log_kd))
     return params, log_kd
+
+
+def size_parameters(pr: dict[str, Prior]) -> dict:
+    """ln d50 (ln µm) and slope of the lung and systemic trapping curves as PyMC variables.
+
+    The lung curve is sampled in the coordinates (slope_lung, lung_escape_logit) with
+    lung_escape_logit = `trapping.escape_logit` of the reference product (20 ± 4 µm): the data pin that
+    combination (how much of a typical product escapes the lung on first pass) and leave ln d50 and the
+    slope on a curved ridge (posterior corr. −0.8 in the benchmark). Its prior is the conditional
+    distribution implied by the Normal prior on ln d50 given the slope, so the model (the joint prior on
+    ln d50 and slope) is unchanged; ln d50 is a Deterministic. A non-normal ln d50 prior is sampled directly.
+    """
+    out = {}
+    for bed in ("lung", "systemic"):
+        slope = _rv(pr[f"slope_{bed}"], f"slope_{bed}")
+        prior = pr[f"log_d50_{bed}"]
+        if bed == "lung" and lung_size_parameterisation(pr) == "escape_logit":
+            mu, sigma = prior.params["mu"], prior.params["sigma"]
+            # ln d50 = c(slope) − slope·ℓ  ⇒  ℓ | slope ~ Normal((c − mu)/slope, sigma/slope)
+            c = trapping.escape_logit_offset(slope)
+            ell = pm.Normal(f"{bed}_escape_logit", mu=(c - mu) / slope, sigma=sigma / slope)
+            out[f"log_d50_{bed}"] = pm.Deterministic(f"log_d50_{bed}", c - slope * ell)
+        else:
+            out[f"log_d50_{bed}"] = _rv(prior, f"log_d50_{bed}")
+        out[f"slope_{bed}"] = slope
+    return out
+
+
+def lung_size_parameterisation(pr: dict[str, Prior]) -> str:
+    """'escape_logit' (see `size_parameters`) when the ln d50 prior of the lung is Normal, else 'direct'.
+
+    Only the lung: the systemic curve is barely informed by first-pass data (posterior ≈ prior in the
+    benchmark), and a conditional parameterisation of a prior-dominated pair only adds curvature."""
+    return "escape_logit" if pr["log_d50_lung"].dist == "normal" else "direct"
 
 
 def study_effects(pr: dict[str, Prior], log_kd, n_studies: int, parameterisation: str,
@@ -283,9 +323,10 @@ def build_model(frame: pd.DataFrame, priors=None, hypothesis: str | None = None,
     }
     xp = pytensor_backend()
     with pm.Model(coords=coords) as model:
+        model.mscbayes_sampler_defaults = dict(SAMPLER_DEFAULTS)
         model.mscbayes_parameterisation = {"study": study_param,
                                            "study_extraction": study_extraction_parameterisation(study_param),
-                                           "animal": animal_param}
+                                           "animal": animal_param, "lung_size": lung_size_parameterisation(pr)}
         params, log_kd = population_parameters(pr, local_route=(d["design"].route == "local").any())
         log_kd_study, ext_study = study_effects(pr, log_kd, n_studies, study_param)
 

@@ -44,8 +44,9 @@ def _assert_same_draws(a: az.InferenceData, b: az.InferenceData) -> None:
 def test_settings_defaults_round_trip_and_validation():
     s = SamplerSettings()
     assert (s.sampler, s.draws, s.tune, s.chains, s.target_accept, s.max_treedepth, s.cores) == (
-        "nutpie", 1000, 1000, 4, 0.9, 10, None
+        "nutpie", 1000, 1000, 4, None, 10, None
     )
+    assert (s.for_model(None).target_accept, s.for_model(None).mass_matrix) == (0.9, "diag")
     assert s.resolved_cores() == min(4, os.cpu_count() or 1)
     custom = SamplerSettings(sampler="pymc", draws=50, tune=0, chains=3, cores=1)
     assert SamplerSettings.from_dict(custom.to_dict()) == custom
@@ -337,10 +338,23 @@ def _synthetic_idata(*, good: bool, n_div: int = 0, seed: int = 0) -> az.Inferen
     return az.from_dict(posterior={"mu": mu}, sample_stats=stats)
 
 
+def test_a_model_supplies_the_settings_left_open():
+    """target_accept / mass_matrix left None come from the model's mscbayes_sampler_defaults (the mass matrix
+    only for nutpie); values given explicitly win; a model without defaults gets the generic ones."""
+    model = pm.Model()
+    model.mscbayes_sampler_defaults = {"target_accept": 0.95, "mass_matrix": "diag_draws"}
+    assert SamplerSettings().for_model(model) == SamplerSettings(target_accept=0.95, mass_matrix="diag_draws")
+    assert SamplerSettings(target_accept=0.8).for_model(model).target_accept == 0.8
+    assert SamplerSettings(mass_matrix="low_rank").for_model(model).mass_matrix == "low_rank"
+    assert SamplerSettings(sampler="pymc").for_model(model) == SamplerSettings(sampler="pymc", target_accept=0.95,
+                                                                                mass_matrix="diag")
+    assert SamplerSettings().for_model(pm.Model()) == SamplerSettings(target_accept=0.9, mass_matrix="diag")
+
+
 def test_fallback_ladder_settings():
     base = SamplerSettings(tune=300, target_accept=0.9)
     first, second, third = fallback_ladder(base)
-    assert first == base
+    assert first == base.for_model(None)  # settings left open read as the generic defaults
     assert (second.sampler, second.tune, second.target_accept) == ("nutpie", 600, 0.95)
     assert (third.sampler, third.tune, third.target_accept) == ("pymc", 600, 0.95)
     already = fallback_ladder(SamplerSettings(sampler="pymc", target_accept=0.95))

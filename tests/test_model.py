@@ -10,6 +10,7 @@ from scipy import stats
 
 from mscbayes.data import read_fate_table
 from mscbayes.inference import Fit, FitMismatchError, SamplerSettings, fit_model
+from mscbayes.mechanisms import trapping
 from mscbayes.mechanisms.fate import AnimalDesign, expected_signals
 from mscbayes.model import ModelDataError, build_model, choose_parameterisation, lognormal_obs_logp
 from mscbayes.priors import DEFAULT_PRIORS
@@ -128,6 +129,23 @@ def test_prior_predictive_reproduces_published_facts():
     assert 0.05 < p_liver_24h < 0.5
 
 
+def test_lung_curve_coordinates_keep_the_published_prior(table_label_only):
+    """The lung curve is sampled as (slope, escape logit) (model.size_parameters); the joint prior on (ln d50,
+    slope) must still be the table's: ln d50 ~ Normal(ln 9, 0.15) independent of the slope."""
+    import pymc as pm
+
+    model = build_model(table_label_only.frame, animal_effects=())
+    assert model.mscbayes_parameterisation["lung_size"] == "escape_logit"
+    assert "lung_escape_logit" in {rv.name for rv in model.free_RVs}
+    assert "log_d50_lung" in {d.name for d in model.deterministics}
+    prior = pm.sample_prior_predictive(draws=4000, model=model, var_names=["log_d50_lung", "slope_lung"],
+                                       random_seed=3).prior
+    log_d50 = prior["log_d50_lung"].values.ravel()
+    p = DEFAULT_PRIORS["log_d50_lung"].params
+    assert stats.kstest(log_d50, stats.norm(p["mu"], p["sigma"]).cdf).pvalue > 0.01
+    assert abs(np.corrcoef(log_d50, np.log(prior["slope_lung"].values.ravel()))[0, 1]) < 0.05
+
+
 # ---------------------------------------------------------------------------------------------- real fits
 
 
@@ -218,7 +236,8 @@ def _laplace_sd_log_rates(frame, truth):
     point = model.initial_point()
     for name in ("krel", "kphi", "kfrag", "kmig", "kdig", "slope_lung", "slope_systemic"):
         point[f"{name}_log__"] = np.log(truth[name])
-    point["log_d50_lung"], point["log_d50_systemic"] = truth["log_d50_lung"], truth["log_d50_systemic"]
+    point["lung_escape_logit"] = trapping.escape_logit(truth["log_d50_lung"], truth["slope_lung"])
+    point["log_d50_systemic"] = truth["log_d50_systemic"]
     point["log_kd"] = np.log(truth["kd"])
     point["sigma_log__"] = np.log([truth[f"sigma_{a}"] for a in model.coords["assay"]])
     # Hessian by central differences of the exact gradient (a symbolic second derivative of the kinetic core
@@ -272,7 +291,7 @@ def test_study_death_rate_centred_but_extraction_shift_non_centred():
 
     model = build_model(read_fate_table(pd.concat(tables, ignore_index=True)).frame)
     assert model.mscbayes_parameterisation == {"study": "centred", "study_extraction": "non_centred",
-                                               "animal": "non_centred"}
+                                               "animal": "non_centred", "lung_size": "escape_logit"}
     free = {rv.name for rv in model.free_RVs}
     assert {"log_kd_study", "z_extraction_study"} <= free
     assert "extraction_shift_study" in {d.name for d in model.deterministics}

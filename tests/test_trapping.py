@@ -82,6 +82,17 @@ def test_extraction_quadrature_matches_numerical_integral():
     assert tr.extraction(20.0, 4.0, np.log(13.0), 0.3) == pytest.approx(ref, rel=1e-6)
 
 
+@pytest.mark.parametrize("d50, slope", [(9.0, 0.12), (9.0, 0.08), (8.0, 0.15)])
+def test_escape_logit_is_minus_the_log_escape_of_the_reference_product(d50, slope):
+    """The sampling coordinate of the lung curve: its inverse is exact, and for a saturated bed (> 99 % trapped)
+    it is within 0.15 of −ln(1 − E) of a 20 ± 4 µm product (what first-pass data measure)."""
+    ell = tr.escape_logit(np.log(d50), slope)
+    assert tr.escape_logit_offset(slope) - slope * ell == pytest.approx(np.log(d50), abs=1e-12)
+    e = tr.extraction(20.0, 4.0, np.log(d50), slope)
+    assert e > 0.99
+    assert ell == pytest.approx(-np.log1p(-e), abs=0.15)
+
+
 def test_unknown_route_and_organ_are_refused():
     E = extractions()
     with pytest.raises(ValueError, match="unknown route"):

@@ -103,6 +103,24 @@ def extraction(mean_um, sd_um, log_d50, slope, logit_offset=0.0, xp: Backend = N
     return (xp.sigmoid(z) * _GH_WEIGHTS).sum(axis=-1)
 
 
+#: (mu, sigma) of ln d for the reference product of the trapping coordinates: the default MSC size, 20 ± 4 µm.
+REFERENCE_MU, REFERENCE_SIGMA = (float(v) for v in lognormal_size(DEFAULT_DIAMETER_MEAN_UM, DEFAULT_DIAMETER_SD_UM))
+
+
+def escape_logit(log_d50, slope, xp: Backend = NP):
+    """ℓ = (μ_ref − ln d50)/slope − σ_ref²/(2 slope²) for the reference product (log-normal, 20 ± 4 µm).
+
+    For a saturated bed, 1 − E ≈ exp(−ℓ): ℓ is minus the log escape fraction of the reference product, the
+    combination of (ln d50, slope) that first-pass data determine. Inverse: ln d50 = `escape_logit_offset`(slope) − slope·ℓ.
+    """
+    return (REFERENCE_MU - log_d50) / slope - REFERENCE_SIGMA**2 / (2.0 * slope**2)
+
+
+def escape_logit_offset(slope):
+    """c(slope) = μ_ref − σ_ref²/(2 slope), so that ln d50 = c(slope) − slope·ℓ inverts `escape_logit`."""
+    return REFERENCE_MU - REFERENCE_SIGMA**2 / (2.0 * slope)
+
+
 def _branch_pass(beds, E):
     """Trapping probabilities in each bed of one branch in series, and the escape probability."""
     trapped = {}
