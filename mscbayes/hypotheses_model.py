@@ -43,7 +43,13 @@ from .mechanisms import hypotheses as hyp
 from .mechanisms.assays import ASSAY_INFO
 from .mechanisms.backend import pytensor_backend
 from .mechanisms.fate import expected_signals
-from .model import BACKGROUND_FRACTION, _rv, lognormal_obs_logp, prepare, size_parameters
+from .model import (
+    BACKGROUND_FRACTION,
+    _rv,
+    lognormal_obs_logp,
+    prepare,
+    size_parameters,
+)
 from .priors import DEFAULT_PRIORS, MECHANISM_PRIORS, Prior, override, priors_from_dict  # noqa: F401
 
 OBS_VARS = ("y", "detected", "outcome", "nk_lysis", "nk_lysed")

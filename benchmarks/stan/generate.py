@@ -320,8 +320,8 @@ def stan_program(frame, parameterisation: dict, priors=DEFAULT_PRIORS) -> str:
         c = f"({trapping.REFERENCE_MU!r} - {trapping.REFERENCE_SIGMA ** 2 / 2.0!r} / slope_lung)"
         params += ["  real<lower=0> slope_lung;", "  real lung_escape_logit;"]
         model += [f"  target += {_prior_lpdf('slope_lung', 'slope_lung', priors=priors)};",
-                  f"  target += normal_lpdf(lung_escape_logit | ({c} - {float(q['mu'])!r}) / slope_lung, "
-                  f"{float(q['sigma'])!r} / slope_lung);"]
+                  (f"  target += normal_lpdf(lung_escape_logit | ({c} - {float(q['mu'])!r}) / slope_lung, "
+                   f"{float(q['sigma'])!r} / slope_lung);")]
         tp += [f"  real log_d50_lung = {c} - slope_lung * lung_escape_logit;"]
     else:
         params += ["  real log_d50_lung;", "  real<lower=0> slope_lung;"]
