@@ -18,7 +18,11 @@ posterior that NUTS struggles with); otherwise non-centred. A single study has n
 population is that study). Animals are non-centred unless each carries ≥ CENTRE_MIN_OBS observations.
 One exception: the study-level lung-extraction shift is always non-centred, because the shared size
 model explains between-study differences in extraction and leaves the shift weakly informed
-(`study_extraction_parameterisation`).
+(`study_extraction_parameterisation`). The lung's trapping curve is sampled as (slope, escape logit of a
+20 ± 4 µm product) with ln d50 derived, the same prior in other coordinates (`size_parameters`).
+
+Sampling: the model carries its own sampler defaults (`SAMPLER_DEFAULTS`: nutpie's mass matrix from draw
+variances only, target acceptance 0.95), used wherever a `SamplerSettings` leaves them open.
 
 Derived quantities per study (for a typical intravenous bolus of that study's product): first-pass
 fraction trapped in the lung, live-cell half-life in the lung (h), fraction of infused live cells

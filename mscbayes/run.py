@@ -21,7 +21,7 @@ Analysis file (paths are relative to the analysis file)::
     kfold = "auto"                # hypotheses: exact K-fold by animal when PSIS-LOO is unreliable (refits!)
 
     [sampler]                     # inference.SamplerSettings: sampler, draws, tune, chains, target_accept, ...
-    draws = 1000
+    draws = 1000                  # target_accept / mass_matrix left out: each model's own default
 
     [diagnostics]                 # thresholds of diagnostics.diagnose: rhat_max, ess_bulk_min, ...
 
