@@ -146,6 +146,8 @@ def _quantities(rows, point=None):
     ip = model.initial_point()
     for k, v in PARAMS.items():
         key = f"{k}_log__" if f"{k}_log__" in ip else k
+        if key == "log_d50_lung" and "lung_escape_logit" in ip:  # the lung curve's sampling coordinate
+            key, v = "lung_escape_logit", trapping.escape_logit(v, PARAMS["slope_lung"])
         ip[key] = np.array(math.log(v) if key.endswith("_log__") else v)
     ip["log_kd"] = np.array(math.log(0.07))
     ip.update(point or {})
