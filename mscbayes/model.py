@@ -219,20 +219,18 @@ def size_parameters(pr: dict[str, Prior]) -> dict:
     distribution implied by the Normal prior on ln d50 given the slope, so the model (the joint prior on
     ln d50 and slope) is unchanged; ln d50 is a Deterministic. A non-normal ln d50 prior is sampled directly.
     """
-    out = {}
-    for bed in ("lung", "systemic"):
-        slope = _rv(pr[f"slope_{bed}"], f"slope_{bed}")
-        prior = pr[f"log_d50_{bed}"]
-        if bed == "lung" and lung_size_parameterisation(pr) == "escape_logit":
-            mu, sigma = prior.params["mu"], prior.params["sigma"]
-            # ln d50 = c(slope) − slope·ℓ  ⇒  ℓ | slope ~ Normal((c − mu)/slope, sigma/slope)
-            c = trapping.escape_logit_offset(slope)
-            ell = pm.Normal(f"{bed}_escape_logit", mu=(c - mu) / slope, sigma=sigma / slope)
-            out[f"log_d50_{bed}"] = pm.Deterministic(f"log_d50_{bed}", c - slope * ell)
-        else:
-            out[f"log_d50_{bed}"] = _rv(prior, f"log_d50_{bed}")
-        out[f"slope_{bed}"] = slope
-    return out
+    slope = _rv(pr["slope_lung"], "slope_lung")
+    if lung_size_parameterisation(pr) == "escape_logit":
+        mu, sigma = pr["log_d50_lung"].params["mu"], pr["log_d50_lung"].params["sigma"]
+        # ln d50 = c(slope) − slope·ℓ  ⇒  ℓ | slope ~ Normal((c − mu)/slope, sigma/slope)
+        c = trapping.escape_logit_offset(slope)
+        ell = pm.Normal("lung_escape_logit", mu=(c - mu) / slope, sigma=sigma / slope)
+        log_d50 = pm.Deterministic("log_d50_lung", c - slope * ell)
+    else:
+        log_d50 = _rv(pr["log_d50_lung"], "log_d50_lung")
+    slope_sys = _rv(pr["slope_systemic"], "slope_systemic")
+    return {"log_d50_lung": log_d50, "slope_lung": slope, "slope_systemic": slope_sys,
+            "log_d50_systemic": _rv(pr["log_d50_systemic"], "log_d50_systemic")}
 
 
 def lung_size_parameterisation(pr: dict[str, Prior]) -> str:

@@ -317,7 +317,7 @@ def stan_program(frame, parameterisation: dict, priors=DEFAULT_PRIORS) -> str:
     if parameterisation.get("lung_size", "direct") == "escape_logit":
         # model.size_parameters: ln d50 = c(slope) − slope·ℓ with ℓ | slope the conditional of the ln d50 prior
         q = priors["log_d50_lung"].params
-        c = f"({trapping.REFERENCE_MU!r} - {trapping.REFERENCE_SIGMA ** 2 / 2.0!r} / slope_lung)"
+        c = f"({trapping.escape_logit_offset(Sym('slope_lung')).code})"
         params += ["  real<lower=0> slope_lung;", "  real lung_escape_logit;"]
         model += [f"  target += {_prior_lpdf('slope_lung', 'slope_lung', priors=priors)};",
                   (f"  target += normal_lpdf(lung_escape_logit | ({c} - {float(q['mu'])!r}) / slope_lung, "

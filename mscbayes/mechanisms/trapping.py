@@ -107,7 +107,7 @@ def extraction(mean_um, sd_um, log_d50, slope, logit_offset=0.0, xp: Backend = N
 REFERENCE_MU, REFERENCE_SIGMA = (float(v) for v in lognormal_size(DEFAULT_DIAMETER_MEAN_UM, DEFAULT_DIAMETER_SD_UM))
 
 
-def escape_logit(log_d50, slope, xp: Backend = NP):
+def escape_logit(log_d50, slope):
     """ℓ = (μ_ref − ln d50)/slope − σ_ref²/(2 slope²) for the reference product (log-normal, 20 ± 4 µm).
 
     For a saturated bed, 1 − E ≈ exp(−ℓ): ℓ is minus the log escape fraction of the reference product, the
@@ -117,8 +117,9 @@ def escape_logit(log_d50, slope, xp: Backend = NP):
 
 
 def escape_logit_offset(slope):
-    """c(slope) = μ_ref − σ_ref²/(2 slope), so that ln d50 = c(slope) − slope·ℓ inverts `escape_logit`."""
-    return REFERENCE_MU - REFERENCE_SIGMA**2 / (2.0 * slope)
+    """c(slope) = μ_ref − σ_ref²/(2 slope), so that ln d50 = c(slope) − slope·ℓ inverts `escape_logit`.
+    (Written as one subtraction of one division so the Stan generator's symbolic scalars print it as is.)"""
+    return REFERENCE_MU - (REFERENCE_SIGMA**2 / 2.0) / slope
 
 
 def _branch_pass(beds, E):
