@@ -9,6 +9,8 @@ subprocess so peak memory is per backend. Not a test; never imported by the pack
     python benchmarks/sampler_benchmark.py --scale 1 --runs 3           # the comparison (all backends)
     python benchmarks/sampler_benchmark.py --scale 4 --backends nutpie  # scaling
     python benchmarks/sampler_benchmark.py --backends nutpie --seeds 10 # convergence in 10 of 10 seeds
+    python benchmarks/sampler_benchmark.py --backends pymc --runs 3 --lung-size direct  # A/B of the lung coordinates
+    python benchmarks/sampler_benchmark.py --backends nutpie --seeds 10 --chains 4      # the toolkit's 4 chains
 
 Needs pystan for the Stan backend (`pip install pystan`; not a dependency of mscbayes).
 """
@@ -238,7 +240,7 @@ def _run_pymc_side(backend: str, model, seed: int) -> dict:
     # mscbayes.model.SAMPLER_DEFAULTS); PyMC and Stan run at TARGET_ACCEPT
     settings = SamplerSettings(sampler=backend, chains=CHAINS, tune=TUNE, draws=DRAWS,
                                target_accept=None if backend == "nutpie" else TARGET_ACCEPT,
-                               max_treedepth=MAX_TREEDEPTH, cores=CHAINS).for_model(model)
+                               max_treedepth=MAX_TREEDEPTH, cores=min(CHAINS, os.cpu_count() or 1)).for_model(model)
     t0 = time.perf_counter()
     idata = sample(model, settings=settings, seed=seed, progress=False)
     wall = time.perf_counter() - t0
@@ -319,14 +321,18 @@ def stan_inits(model, seed: int) -> list[dict]:
     return inits
 
 
-def worker(backend: str, scale: int, seed: int, out: str, animal_effects: str = "") -> None:
+def worker(backend: str, scale: int, seed: int, out: str, animal_effects: str = "", lung_size: str = "",
+           chains: int = CHAINS) -> None:
     from mscbayes.model import ANIMAL_EFFECTS, build_model
+
+    global CHAINS  # this process runs one benchmark: every backend and metric reads the run's chain count
+    CHAINS = chains
 
     effects = tuple(e for e in animal_effects.split(",") if e) or ANIMAL_EFFECTS
     if backend == "stan" and effects != ANIMAL_EFFECTS:
         raise SystemExit("the Stan generator writes the full set of animal effects only")
     frame = benchmark_frame(scale)
-    model = build_model(frame, animal_effects=effects)
+    model = build_model(frame, animal_effects=effects, lung_size=lung_size or None)
     load_before = os.getloadavg()
     if backend == "stan":
         res = _run_stan(frame, model, seed)
@@ -334,7 +340,7 @@ def worker(backend: str, scale: int, seed: int, out: str, animal_effects: str = 
         res = _run_pymc_side(backend, model, seed)
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    res.update(backend=backend, scale=scale, seed=seed, data=describe(frame), animal_effects=list(effects),
+    res.update(backend=backend, scale=scale, seed=seed, chains=CHAINS, data=describe(frame), animal_effects=list(effects),
                parameterisation=model.mscbayes_parameterisation,
                peak_rss_mb=self_rss, peak_child_rss_mb=child_rss, peak_mb=max(self_rss, child_rss),
                load_before=load_before, load_after=os.getloadavg())
@@ -391,11 +397,13 @@ KEYS = ("compile_s", "sampling_s", "min_bulk_ess", "ess_per_s", "divergences", "
         "cpu_us_per_gradient", "cpu_share")
 
 
-def run_one(backend: str, scale: int, seed: int, animal_effects: str = "") -> dict:
+def run_one(backend: str, scale: int, seed: int, animal_effects: str = "", lung_size: str = "",
+            chains: int = CHAINS) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
         path = tmp.name
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", backend, "--scale", str(scale),
-           "--seed-value", str(seed), "--out", path, "--animal-effects", animal_effects]
+           "--seed-value", str(seed), "--out", path, "--animal-effects", animal_effects,
+           "--lung-size", lung_size, "--chains", str(chains)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -461,12 +469,17 @@ def main(argv=None) -> None:
     ap.add_argument("--combine", nargs="+", help="re-summarise the runs of these result files (one table)")
     ap.add_argument("--animal-effects", default="",
                     help="comma list of the fate model's animal effects (default all: kd,extraction,recovery)")
+    ap.add_argument("--lung-size", default="", choices=["", "escape_logit", "direct"],
+                    help="coordinates of the lung trapping curve (default: the model's choice); an A/B of the same model")
+    ap.add_argument("--chains", type=int, default=CHAINS,
+                    help=f"chains per run (default {CHAINS}, as the issue's reference; the toolkit's own default is 4); "
+                         "at most as many run at once as there are cores")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--seed-value", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.scale, args.seed_value, args.out, args.animal_effects)
+        worker(args.worker, args.scale, args.seed_value, args.out, args.animal_effects, args.lung_size, args.chains)
         return
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -494,7 +507,7 @@ def main(argv=None) -> None:
         for b in backends:  # interleaved, so slow drifts in machine load hit every backend alike
             seed = args.base_seed + i
             print(f"[{time.strftime('%H:%M:%S')}] {b} scale {args.scale} seed {seed} ...", flush=True)
-            r = run_one(b, args.scale, seed, args.animal_effects)
+            r = run_one(b, args.scale, seed, args.animal_effects, args.lung_size, args.chains)
             runs.append(r)
             if "error" in r:
                 print(f"  FAILED: {r['error'][-800:]}", flush=True)
@@ -502,7 +515,7 @@ def main(argv=None) -> None:
                 print("  " + ", ".join(f"{k}={r[k]:.4g}" for k in KEYS), flush=True)
     med = summarise(runs)
     out = {"timestamp": stamp, "command": " ".join([Path(sys.executable).name] + sys.argv),
-           "settings": {"chains": CHAINS, "tune": TUNE, "draws": DRAWS, "target_accept": TARGET_ACCEPT,
+           "settings": {"chains": args.chains, "lung_size": args.lung_size or "model default", "tune": TUNE, "draws": DRAWS, "target_accept": TARGET_ACCEPT,
                         "nutpie": "the model's SAMPLER_DEFAULTS (target_accept and mass matrix per run)",
                         "max_treedepth": MAX_TREEDEPTH, "data_seed": DATA_SEED},
            "cpu_count": os.cpu_count(), "runs": runs, "medians": med, "table": table(med)}

@@ -194,13 +194,14 @@ def prepare(frame: pd.DataFrame) -> dict:
 # ------------------------------------------------------------------------------------------ the model
 
 
-def population_parameters(pr: dict[str, Prior], local_route: bool = False):
+def population_parameters(pr: dict[str, Prior], local_route: bool = False, lung_size: str | None = None):
     """Population-level rates (per hour) and trapping parameters as PyMC variables (inside a model context).
 
     Returns (params dict for mechanisms.fate, log_kd). Shared by the fate model and the evidence model.
+    lung_size: see `size_parameters`.
     """
     params = {name: _rv(pr[name], name) for name in ("krel", "kphi", "kfrag", "kmig", "kdig")}
-    params.update(size_parameters(pr))
+    params.update(size_parameters(pr, lung_size))
     if local_route:
         params["local_leak"] = _rv(pr["local_leak"], "local_leak")
     mu_kd, s_kd = _log_mean(pr["kd"])
@@ -209,7 +210,7 @@ def population_parameters(pr: dict[str, Prior], local_route: bool = False):
     return params, log_kd
 
 
-def size_parameters(pr: dict[str, Prior]) -> dict:
+def size_parameters(pr: dict[str, Prior], lung_size: str | None = None) -> dict:
     """ln d50 (ln µm) and slope of the lung and systemic trapping curves as PyMC variables.
 
     The lung curve is sampled in the coordinates (slope_lung, lung_escape_logit) with
@@ -218,9 +219,16 @@ def size_parameters(pr: dict[str, Prior]) -> dict:
     slope on a curved ridge (posterior corr. −0.8 in the benchmark). Its prior is the conditional
     distribution implied by the Normal prior on ln d50 given the slope, so the model (the joint prior on
     ln d50 and slope) is unchanged; ln d50 is a Deterministic. A non-normal ln d50 prior is sampled directly.
+    lung_size: None (`lung_size_parameterisation`), 'escape_logit' or 'direct' (ln d50 sampled itself).
     """
+    lung_size = lung_size or lung_size_parameterisation(pr)
+    if lung_size not in LUNG_SIZE_FORMS:
+        raise ModelDataError(f"lung_size must be one of {', '.join(LUNG_SIZE_FORMS)}, got {lung_size!r}")
+    if lung_size == "escape_logit" and pr["log_d50_lung"].dist != "normal":
+        raise ModelDataError("lung_size 'escape_logit' needs a Normal prior on log_d50_lung, "
+                             f"the analysis gives {pr['log_d50_lung'].dist!r}")
     slope = _rv(pr["slope_lung"], "slope_lung")
-    if lung_size_parameterisation(pr) == "escape_logit":
+    if lung_size == "escape_logit":
         mu, sigma = pr["log_d50_lung"].params["mu"], pr["log_d50_lung"].params["sigma"]
         # ln d50 = c(slope) − slope·ℓ  ⇒  ℓ | slope ~ Normal((c − mu)/slope, sigma/slope)
         c = trapping.escape_logit_offset(slope)
@@ -231,6 +239,9 @@ def size_parameters(pr: dict[str, Prior]) -> dict:
     slope_sys = _rv(pr["slope_systemic"], "slope_systemic")
     return {"log_d50_lung": log_d50, "slope_lung": slope, "slope_systemic": slope_sys,
             "log_d50_systemic": _rv(pr["log_d50_systemic"], "log_d50_systemic")}
+
+
+LUNG_SIZE_FORMS = ("escape_logit", "direct")
 
 
 def lung_size_parameterisation(pr: dict[str, Prior]) -> str:
@@ -277,12 +288,14 @@ def study_extraction_parameterisation(study_parameterisation: str) -> str:
 
 
 def build_model(frame: pd.DataFrame, priors=None, hypothesis: str | None = None, *,
-                animal_effects: tuple[str, ...] = ANIMAL_EFFECTS) -> pm.Model:
+                animal_effects: tuple[str, ...] = ANIMAL_EFFECTS, lung_size: str | None = None) -> pm.Model:
     """PyMC model of the exact kinetic core for a validated fate table (individual rows).
 
     animal_effects: which animal-level effects to include, a subset of ANIMAL_EFFECTS ("kd",
     "extraction", "recovery"); leaving one out fixes it at its study value (an experiment knob of
     the benchmark: with one sampling time per animal, kd and recovery are nearly confounded).
+    lung_size: None (the automatic choice), 'escape_logit' or 'direct': coordinates of the lung trapping curve
+    (`size_parameters`; the same model either way: an experiment knob of the benchmark).
 
     frame: `read_fate_table(...).frame`, or a combined in vivo frame (`mscbayes.data.outcomes.read_invivo_table`);
     priors: None, a prior table or TOML-style overrides;
@@ -328,8 +341,10 @@ def build_model(frame: pd.DataFrame, priors=None, hypothesis: str | None = None,
         model.mscbayes_sampler_defaults = dict(SAMPLER_DEFAULTS)
         model.mscbayes_parameterisation = {"study": study_param,
                                            "study_extraction": study_extraction_parameterisation(study_param),
-                                           "animal": animal_param, "lung_size": lung_size_parameterisation(pr)}
-        params, log_kd = population_parameters(pr, local_route=(d["design"].route == "local").any())
+                                           "animal": animal_param,
+                                           "lung_size": lung_size or lung_size_parameterisation(pr)}
+        params, log_kd = population_parameters(pr, local_route=(d["design"].route == "local").any(),
+                                               lung_size=lung_size)
         log_kd_study, ext_study = study_effects(pr, log_kd, n_studies, study_param)
 
         # animal level (shared by all organs and assays of an animal)

@@ -146,6 +146,28 @@ def test_lung_curve_coordinates_keep_the_published_prior(table_label_only):
     assert abs(np.corrcoef(log_d50, np.log(prior["slope_lung"].values.ravel()))[0, 1]) < 0.05
 
 
+
+@pytest.mark.parametrize("log_d50, slope", [(np.log(9.0), 3.0), (np.log(8.0), 6.0), (np.log(10.5), 1.5)])
+def test_lung_curve_coordinates_are_the_same_model(table_label_only, log_d50, slope):
+    """The escape-logit and direct lung coordinates are one model: at the same (ln d50, slope) and the same
+    everything else, the log densities differ by exactly the Jacobian ln|d ln d50 / dℓ| = ln slope."""
+    direct = build_model(table_label_only.frame, animal_effects=(), lung_size="direct")
+    escape = build_model(table_label_only.frame, animal_effects=(), lung_size="escape_logit")
+    assert direct.mscbayes_parameterisation["lung_size"] == "direct"
+    assert "log_d50_lung" in {rv.name for rv in direct.free_RVs}
+    point = direct.initial_point()
+    point.update(log_d50_lung=log_d50, slope_lung_log__=np.log(slope))
+    other = {k: v for k, v in point.items() if k != "log_d50_lung"}
+    other["lung_escape_logit"] = trapping.escape_logit(log_d50, slope)
+    diff = escape.compile_logp()(other) - direct.compile_logp()(point)
+    assert diff == pytest.approx(np.log(slope), abs=1e-6)
+
+
+def test_lung_curve_coordinates_refuse_an_unknown_form(table_label_only):
+    with pytest.raises(ModelDataError, match="lung_size must be one of"):
+        build_model(table_label_only.frame, animal_effects=(), lung_size="logit")
+
+
 # ---------------------------------------------------------------------------------------------- real fits
 
 
