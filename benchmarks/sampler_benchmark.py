@@ -188,7 +188,8 @@ def _metrics(posterior, names, diverging, steps, sampling_s) -> dict:
         "divergences": int(np.sum(diverging)), "max_rhat": rhat_max, "n_params": n_params,
         "rhat_noise_floor": rhat_noise_floor(ess_all, chains, draws),
         "gradients": total_steps,
-        # chains run in parallel on separate cores: wall time per gradient in one chain.
+        # chains run in parallel on separate cores: wall time per gradient in one chain (with more chains than
+        # cores, e.g. --chains 4 on 2 cores, read cpu_us_per_gradient instead).
         # `steps` are the kept draws' leapfrog steps (no backend returns warm-up statistics here) while sampling_s
         # includes warm-up: us_per_gradient is sampling time per draw-phase gradient (about twice the cost of one
         # gradient when warm-up trajectories are as long), mean_tree_depth_steps is half the steps per draw
@@ -340,7 +341,8 @@ def worker(backend: str, scale: int, seed: int, out: str, animal_effects: str = 
         res = _run_pymc_side(backend, model, seed)
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    res.update(backend=backend, scale=scale, seed=seed, chains=CHAINS, data=describe(frame), animal_effects=list(effects),
+    res.update(backend=backend, scale=scale, seed=seed, chains=CHAINS, data=describe(frame),
+               animal_effects=list(effects),
                parameterisation=model.mscbayes_parameterisation,
                peak_rss_mb=self_rss, peak_child_rss_mb=child_rss, peak_mb=max(self_rss, child_rss),
                load_before=load_before, load_after=os.getloadavg())
@@ -515,7 +517,8 @@ def main(argv=None) -> None:
                 print("  " + ", ".join(f"{k}={r[k]:.4g}" for k in KEYS), flush=True)
     med = summarise(runs)
     out = {"timestamp": stamp, "command": " ".join([Path(sys.executable).name] + sys.argv),
-           "settings": {"chains": args.chains, "lung_size": args.lung_size or "model default", "tune": TUNE, "draws": DRAWS, "target_accept": TARGET_ACCEPT,
+           "settings": {"chains": args.chains, "lung_size": args.lung_size or "model default", "tune": TUNE,
+                        "draws": DRAWS, "target_accept": TARGET_ACCEPT,
                         "nutpie": "the model's SAMPLER_DEFAULTS (target_accept and mass matrix per run)",
                         "max_treedepth": MAX_TREEDEPTH, "data_seed": DATA_SEED},
            "cpu_count": os.cpu_count(), "runs": runs, "medians": med, "table": table(med)}
