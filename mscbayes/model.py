@@ -210,6 +210,10 @@ def population_parameters(pr: dict[str, Prior], local_route: bool = False, lung_
     return params, log_kd
 
 
+#: Coordinates of the lung trapping curve (`size_parameters`).
+LUNG_SIZE_FORMS = ("escape_logit", "direct")
+
+
 def size_parameters(pr: dict[str, Prior], lung_size: str | None = None) -> dict:
     """ln d50 (ln µm) and slope of the lung and systemic trapping curves as PyMC variables.
 
@@ -239,9 +243,6 @@ def size_parameters(pr: dict[str, Prior], lung_size: str | None = None) -> dict:
     slope_sys = _rv(pr["slope_systemic"], "slope_systemic")
     return {"log_d50_lung": log_d50, "slope_lung": slope, "slope_systemic": slope_sys,
             "log_d50_systemic": _rv(pr["log_d50_systemic"], "log_d50_systemic")}
-
-
-LUNG_SIZE_FORMS = ("escape_logit", "direct")
 
 
 def lung_size_parameterisation(pr: dict[str, Prior]) -> str:
