@@ -340,7 +340,7 @@ model {
   target += lognormal_lpdf(slope_systemic | -1.2039728043259361, 0.3);
   target += normal_lpdf(log_kd | -2.659260036932778, 0.7);
   target += normal_lpdf(sd_study_kd | 0, 0.5) + 0.6931471805599453;
-  target += normal_lpdf(sd_study_extraction | 0, 1.0) + 0.6931471805599453;
+  target += lognormal_lpdf(sd_study_extraction | -1.2039728043259361, 0.8);
   target += normal_lpdf(log_kd_study | log_kd, sd_study_kd);
   target += std_normal_lpdf(z_extraction_study);
   target += normal_lpdf(sd_animal_kd | 0, 0.3) + 0.6931471805599453;
