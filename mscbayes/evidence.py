@@ -881,7 +881,7 @@ def _individual_block(model, d, pr, params, log_kd_study, ext_study, delta_sp, s
         viability = pt.switch(np.isnan(viab), v_study[g_study[d["unit_study"]]], np.nan_to_num(viab))
     else:
         viability = pt.as_tensor_variable(viab)
-    fate_model.observation_terms(d, params, log_kd_a, ext_a, log_rec, viability, xp)
+    fate_model.observation_terms(d, params, pt.exp(log_kd_a)[d["unit_animal"]], ext_a, log_rec, viability, xp)
 
 
 def _species_derived(params, log_kd, delta_sp, species, xp):

@@ -40,13 +40,10 @@ from . import registry
 from .data.outcomes import PCT_READOUTS, read_invivo_table, split_parts
 from .mechanisms import effect, immune, trapping
 from .mechanisms import hypotheses as hyp
-from .mechanisms.assays import ASSAY_INFO
 from .mechanisms.backend import pytensor_backend
-from .mechanisms.fate import expected_signals
 from .model import (
-    BACKGROUND_FRACTION,
     _rv,
-    lognormal_obs_logp,
+    observation_terms,
     prepare,
     size_parameters,
 )
@@ -156,14 +153,6 @@ def observation_groups(frame: pd.DataFrame, group: str = "animal") -> dict[str, 
 def _weighted_normal_logp(value, mu, sigma, w):
     z = (value - mu) / sigma
     return w * (-0.5 * z**2 - pt.log(sigma) - 0.5 * math.log(2 * math.pi))
-
-
-def _weighted_lognormal_logp(value, m, sigma, log_lod, censored, log_upper, truncated, w):
-    return w * lognormal_obs_logp(value, m, sigma, log_lod, censored, log_upper, truncated)
-
-
-def _weighted_bernoulli_logp(value, p, w):
-    return w * (value * pt.log(p) + (1 - value) * pt.log1p(-p))
 
 
 def _weighted_binomial_logp(value, n, p, w):
@@ -299,43 +288,7 @@ def _fate_block(fate: pd.DataFrame, pr, params, log_kd0, treatments, weights, xp
     viab = np.nan_to_num(d["viability"], nan=0.9) * (1.0 - sw.dead_at_infusion)
     design = d["design"]
     design = dataclasses.replace(design, dose_cells=design.dose_cells * sw.cells + 1e-300)
-    signals = expected_signals(design, p_unit, d["requests"], kd=kd, viability=viab,
-                               lung_logit_offset=ext_animal[ua], xp=xp)
-    S = pt.stack([signals[r] for r in d["requests"]])
-    sig_obs = S[d["obs_request"], d["obs_unit"]]
-    rec_obs = pt.exp(log_rec)[ua][d["obs_unit"]]
-    dose = d["dose"]
-    mean_cells = rec_obs * (sig_obs + BACKGROUND_FRACTION * dose)
-    model.add_coord("assay", d["assays"])
-    sigma = pm.HalfNormal("sigma", sigma=[ASSAY_INFO[a].noise_sd_prior for a in d["assays"]], dims="assay")
-    sig_row = sigma[d["obs_assay"]]
-    cont = np.isin(d["measure"], ["fraction_of_dose", "cells"])
-    det = d["measure"] == "detected"
-    rows = f["source_row"].astype(int).to_numpy()
-    if cont.any():
-        model.add_coord("obs", rows[cont])
-        frac = d["measure"][cont] == "fraction_of_dose"
-        norm = np.where(frac, dose[cont], 1.0)
-        m = pt.log(mean_cells[cont] / norm)
-        y = np.where(d["censored"][cont], d["lod"][cont], d["value"][cont])
-        log_lod = np.log(np.where(np.isfinite(d["lod"][cont]) & (d["lod"][cont] > 0), d["lod"][cont], 1e-300))
-        w = pm.Data("w_y", np.ones(cont.sum()), dims="obs")
-        weights["y"] = w
-        # values, limits and censoring as data: replicate data sets of one design share a compiled model
-        y_data = pm.Data("y_value", y, dims="obs")
-        lod_data = pm.Data("y_log_lod", log_lod, dims="obs")
-        cens_data = pm.Data("y_censored", d["censored"][cont].astype(float), dims="obs")
-        pm.CustomDist("y", m, sig_row[cont], lod_data, cens_data, np.zeros(cont.sum()), frac, w,
-                      logp=_weighted_lognormal_logp, observed=y_data, dims="obs")
-    if det.any():
-        model.add_coord("obs_detected", rows[det])
-        lod_det = pm.Data("detected_log_lod", np.log(d["lod"][det]), dims="obs_detected")
-        z = (pt.log(mean_cells[det]) - lod_det) / sig_row[det]
-        p = pt.clip(0.5 * pt.erfc(-z / np.sqrt(2.0)), 1e-12, 1 - 1e-12)
-        w = pm.Data("w_detected", np.ones(det.sum()), dims="obs_detected")
-        weights["detected"] = w
-        det_data = pm.Data("detected_value", d["value"][det].astype(float), dims="obs_detected")
-        pm.CustomDist("detected", p, w, logp=_weighted_bernoulli_logp, observed=det_data, dims="obs_detected")
+    observation_terms(d, p_unit, kd, ext_animal, log_rec, viab, xp, design=design, weights=weights)
 
 
 def _outcome_block(o: pd.DataFrame, pr, params, hypothesis, treatments, weights, xp):

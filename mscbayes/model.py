@@ -129,6 +129,16 @@ def lognormal_obs_random(m, sigma, log_lod, censored, log_upper, truncated, rng=
     return np.where(y < lod, lod, y)
 
 
+def _weighted_lognormal_logp(value, m, sigma, log_lod, censored, log_upper, truncated, w):
+    """`lognormal_obs_logp` times a per-observation weight w (1 fits, 0 holds out: exact K-fold)."""
+    return w * lognormal_obs_logp(value, m, sigma, log_lod, censored, log_upper, truncated)
+
+
+def _weighted_bernoulli_logp(value, p, w):
+    """Bernoulli log-probability of detected (1) / not detected (0) with probability p, times a weight w."""
+    return w * (value * pt.log(p) + (1 - value) * pt.log1p(-p))
+
+
 # ------------------------------------------------------------------------------------------ data preparation
 
 
@@ -361,7 +371,7 @@ def build_model(frame: pd.DataFrame, priors=None, hypothesis: str | None = None,
         else:
             viability = pt.as_tensor_variable(viab)
 
-        observation_terms(d, params, log_kd_animal, ext_animal, log_rec, viability, xp)
+        observation_terms(d, params, pt.exp(log_kd_animal)[d["unit_animal"]], ext_animal, log_rec, viability, xp)
         _derived(d, params, log_kd_study, ext_study, xp)
     return model
 
@@ -391,42 +401,65 @@ def animal_level(pr, mu_log_kd, mu_ext, parameterisation: str, which: tuple[str,
     return tuple(out)
 
 
-def observation_terms(d: dict, params: dict, log_kd_animal, ext_animal, log_rec, viability, xp) -> None:
-    """The likelihood of individual fate rows (`prepare` output `d`): the kinetic core once per (animal,
-    time), the assay layer, a per-assay log-SD ``sigma`` (dims "assay"), log-normal/Tobit terms ``y``
-    (dims "obs") and detected/not-detected terms ``detected`` (dims "obs_detected"). Expects the coords
-    animal, assay, obs and obs_detected on the current model."""
+def observation_terms(d: dict, params: dict, kd_unit, ext_animal, log_rec, viability, xp, *, design=None,
+                      weights: dict | None = None) -> None:
+    """The likelihood of individual fate rows (`prepare` output `d`): the kinetic core once per (animal, time)
+    unit with death rate `kd_unit` (1/h, one per unit) on `design` (default d["design"]), the assay layer, a
+    per-assay log-SD ``sigma`` (dims "assay"), log-normal/Tobit terms ``y`` (dims "obs") and detected/not-detected
+    terms ``detected`` (dims "obs_detected"); adds those coords if missing. With a `weights` dict, the terms are
+    multiplied by per-observation weights ``w_y``/``w_detected`` (pm.Data of ones, stored in it; exact K-fold)."""
+    model = pm.modelcontext(None)
+    f = d["frame"]
+    rows = f["source_row"].astype(int).to_numpy() if "source_row" in f else np.arange(len(f))
+
+    def coord(name, values):
+        if name not in model.coords:
+            model.add_coord(name, values)
+
     cont = np.isin(d["measure"], ["fraction_of_dose", "cells"])
     det = d["measure"] == "detected"
     ua = d["unit_animal"]
-    signals = expected_signals(d["design"], params, d["requests"], kd=pt.exp(log_kd_animal)[ua],
+    signals = expected_signals(d["design"] if design is None else design, params, d["requests"], kd=kd_unit,
                                viability=viability, lung_logit_offset=ext_animal[ua], xp=xp)
     S = pt.stack([signals[r] for r in d["requests"]])  # (request, unit), cells
     sig_obs = S[d["obs_request"], d["obs_unit"]]
     rec_obs = pt.exp(log_rec)[ua][d["obs_unit"]]
     dose = d["dose"]
     mean_cells = rec_obs * (sig_obs + BACKGROUND_FRACTION * dose)
+    coord("assay", d["assays"])
     sigma = pm.HalfNormal("sigma", sigma=[ASSAY_INFO[a].noise_sd_prior for a in d["assays"]], dims="assay")
     sig_row = sigma[d["obs_assay"]]
     if cont.any():
+        coord("obs", rows[cont])
         frac = d["measure"][cont] == "fraction_of_dose"
         norm = np.where(frac, dose[cont], 1.0)
         m = pt.log(mean_cells[cont] / norm)
         y = np.where(d["censored"][cont], d["lod"][cont], d["value"][cont])
         log_lod = np.log(np.where(np.isfinite(d["lod"][cont]) & (d["lod"][cont] > 0), d["lod"][cont], 1e-300))
+        w, logp, random = (), lognormal_obs_logp, lognormal_obs_random
+        if weights is not None:
+            weights["y"] = pm.Data("w_y", np.ones(cont.sum()), dims="obs")
+            w, logp, random = (weights["y"],), _weighted_lognormal_logp, None
         # values, limits and censoring held as data: another data set of the same design reuses the
         # compiled model (inference.compiled_nutpie_model)
         y_data = pm.Data("y_value", y, dims="obs")
         lod_data = pm.Data("y_log_lod", log_lod, dims="obs")
         cens_data = pm.Data("y_censored", d["censored"][cont].astype(float), dims="obs")
-        pm.CustomDist("y", m, sig_row[cont], lod_data, cens_data, np.zeros(cont.sum()), frac,
-                      logp=lognormal_obs_logp, random=lognormal_obs_random, observed=y_data, dims="obs")
+        pm.CustomDist("y", m, sig_row[cont], lod_data, cens_data, np.zeros(cont.sum()), frac, *w,
+                      logp=logp, random=random, observed=y_data, dims="obs")
     if det.any():
+        coord("obs_detected", rows[det])
         lod_det = pm.Data("detected_log_lod", np.log(d["lod"][det]), dims="obs_detected")
         z = (pt.log(mean_cells[det]) - lod_det) / sig_row[det]
         p = pt.clip(0.5 * pt.erfc(-z / np.sqrt(2.0)), 1e-12, 1 - 1e-12)
-        det_data = pm.Data("detected_value", d["value"][det].astype(int), dims="obs_detected")
-        pm.Bernoulli("detected", p=p, observed=det_data, dims="obs_detected")
+        if weights is None:
+            det_data = pm.Data("detected_value", d["value"][det].astype(int), dims="obs_detected")
+            pm.Bernoulli("detected", p=p, observed=det_data, dims="obs_detected")
+        else:
+            weights["detected"] = pm.Data("w_detected", np.ones(det.sum()), dims="obs_detected")
+            det_data = pm.Data("detected_value", d["value"][det].astype(float), dims="obs_detected")
+            pm.CustomDist("detected", p, weights["detected"], logp=_weighted_bernoulli_logp, observed=det_data,
+                          dims="obs_detected")
 
 
 def _derived(d, params, log_kd_study, ext_study, xp):
