@@ -206,6 +206,12 @@ def truth_parameters(priors: dict[str, Prior] | None = None, rng: np.random.Gene
     return out
 
 
+def study_extraction_shift(truth: dict) -> float:
+    """The simulated study's logit shift of lung extraction (``extraction_shift_study`` in the truth; 0 when
+    absent): the model's study-level effect, so data of several studies can differ as the model allows."""
+    return float(truth.get("extraction_shift_study", 0.0))
+
+
 def _animals(design: Design):
     rows = []
     for arm in design.arms:
@@ -268,7 +274,9 @@ def simulate(design: Design, params: dict | None = None, seed: int = 0,
     """Simulate a fate table (the schema of mscbayes.data.fate) for `design`.
 
     params: population-level truth (names as in mscbayes.priors, e.g. kd, krel, sigma_cr51); missing
-    ones are drawn from `priors` when params is None, or set to prior medians otherwise. seed: int.
+    ones are drawn from `priors` when params is None, or set to prior medians otherwise. It may also hold
+    ``extraction_shift_study``: this study's logit shift of lung extraction (the model's study-level effect,
+    default 0). seed: int.
     Returns a DataFrame with the truth (population values and every animal's effects) in attrs["truth"].
     A design with experimental arms, depletions, outcome readouts or a hypothesis (`Design.mechanistic`)
     is simulated by `simulate_mechanisms` and gives a combined in vivo table (fate + outcome rows).
@@ -296,7 +304,7 @@ def simulate(design: Design, params: dict | None = None, seed: int = 0,
     )
     z_kd, z_ext, z_rec = rng.standard_normal((3, n))
     kd = truth["kd"] * np.exp(truth["sd_animal_kd"] * z_kd)
-    ext_offset = truth["sd_animal_extraction"] * z_ext
+    ext_offset = study_extraction_shift(truth) + truth["sd_animal_extraction"] * z_ext
     recovery = np.exp(truth["sd_animal_recovery"] * z_rec)
     requests = sorted({(asy, org) for a in arms for asy in a.assays for org in a.organs})
     signals = expected_signals(animal_design, truth, requests, kd=kd, viability=viab, lung_logit_offset=ext_offset)
@@ -397,7 +405,7 @@ def simulate_mechanisms(design: Design, hypothesis: str | None = None, params: d
         kd0 = truth["kd0"] * np.exp(truth["sd_animal_kd"] * z_kd)
         kd = immune.death_rate(truth, sw, kd0=kd0)
         p = dict(truth, kphi=immune.engulfment_rate(truth, sw))
-        ext = truth["sd_animal_extraction"] * z_ext
+        ext = study_extraction_shift(truth) + truth["sd_animal_extraction"] * z_ext
         recovery = np.exp(truth["sd_animal_recovery"] * z_rec)
         requests = sorted({(asy, org) for a in arms for asy in a.assays for org in a.organs})
         signals = expected_signals(animal_design, p, requests, kd=kd, viability=viab, lung_logit_offset=ext)

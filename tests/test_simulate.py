@@ -86,3 +86,19 @@ def test_example_design_loads():
     d = load_design("analyses/iv_biodistribution.toml")
     assert d.arms and d.species == "mouse"
     assert detection_limit("dna_qpcr", "fraction_of_dose", 5e5) == pytest.approx(10 / 5e5)
+
+
+def test_study_extraction_shift_is_simulated_as_the_model_shifts_it():
+    """A negative study shift of logit lung extraction lets more cells pass the lung on first pass: more label in the
+    liver at 5 min, and every animal's lung logit offset moves by exactly the shift."""
+    base = {"sd_animal_extraction": 0.0}
+    a = simulate(DESIGN, params=base, seed=7)
+    b = simulate(DESIGN, params={**base, "extraction_shift_study": -3.0}, seed=7)
+    np.testing.assert_allclose(np.subtract(b.attrs["truth"]["animals"]["lung_logit_offset"],
+                                           a.attrs["truth"]["animals"]["lung_logit_offset"]), -3.0)
+    assert b.attrs["truth"]["population"]["extraction_shift_study"] == -3.0
+
+    def liver_5min(t):
+        return t[(t["assay"] == "cr51") & (t["organ"] == "liver") & (t["time_h"] == 0.083)]["value"].mean()
+
+    assert liver_5min(b) > 3 * liver_5min(a)
