@@ -21,8 +21,8 @@ model explains between-study differences in extraction and leaves the shift weak
 (`study_extraction_parameterisation`). The lung's trapping curve is sampled as (slope, escape logit of a
 20 ± 4 µm product) with ln d50 derived, the same prior in other coordinates (`size_parameters`).
 
-Sampling: the model carries its own sampler defaults (`SAMPLER_DEFAULTS`: nutpie's mass matrix from draw
-variances only, target acceptance 0.95), used wherever a `SamplerSettings` leaves them open.
+Sampling: the model carries its own sampler defaults (`SAMPLER_DEFAULTS`: nutpie's mass matrix from draw and
+gradient variances, target acceptance 0.9), used wherever a `SamplerSettings` leaves them open.
 
 Derived quantities per study (for a typical intravenous bolus of that study's product): first-pass
 fraction trapped in the lung, live-cell half-life in the lung (h), fraction of infused live cells
@@ -70,11 +70,11 @@ def resolve_priors(priors) -> dict[str, Prior]:
 
 
 #: Sampler settings this model's posterior needs when the user leaves them open (`SamplerSettings.for_model`).
-#: nutpie's default mass matrix (from draw and gradient variances) takes half the leapfrog steps here but
-#: mixes the population rates and the lung-extraction SDs badly (benchmark data, 10 seeds: min bulk ESS 50-340,
-#: up to 49 divergences); estimated from draw variances only, with target_accept 0.95, min bulk ESS is 425-500
-#: and divergences 0-3 per fit (benchmarks/README.md, fourth session).
-SAMPLER_DEFAULTS = {"mass_matrix": "diag_draws", "target_accept": 0.95}
+#: nutpie's own mass matrix (from draw and gradient variances) at target 0.9: with the boundary-avoiding prior on
+#: sd_study_extraction it needs half the leapfrog steps of the draw-variance matrix at 0.95 (the fourth
+#: session's choice against the half-normal's funnel) with no divergences (benchmark data, seeds 100-103:
+#: 0, 0, 0, 0 against 3, 0, 0, 14 for draw variances at 0.9; benchmarks/README.md, sixth session).
+SAMPLER_DEFAULTS = {"mass_matrix": "diag", "target_accept": 0.9}
 
 #: Animal-level effects of the fate model: ln death rate, lung-extraction logit shift, log dose recovery.
 ANIMAL_EFFECTS: tuple[str, ...] = ("kd", "extraction", "recovery")
