@@ -20,6 +20,7 @@ import pytest
 
 from mscbayes import run as run_mod
 from mscbayes.inference import SamplerSettings
+from mscbayes.model import SAMPLER_DEFAULTS
 from mscbayes.run import AnalysisError, RunResult, cache_key, load_analysis, run_analysis, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +92,7 @@ def test_tiny_analysis_end_to_end():
     assert entry["trustworthy"] == fit.trustworthy
     # the analysis file sets target_accept; the mass matrix it leaves open is the fate model's own default
     assert fit.settings == SamplerSettings(draws=200, tune=300, chains=2, cores=2, target_accept=0.95,
-                                           mass_matrix="diag_draws")
+                                           mass_matrix=SAMPLER_DEFAULTS["mass_matrix"])
     assert fit.seed == 20240607
     # the predictive draws the report needs are stored with the fit, so a re-run does not redraw them
     assert {"prior", "posterior_predictive"} <= set(fit.idata.groups())
