@@ -73,7 +73,8 @@ def resolve_priors(priors) -> dict[str, Prior]:
 #: nutpie's own mass matrix (from draw and gradient variances) at target 0.9: with the boundary-avoiding prior on
 #: sd_study_extraction it needs half the leapfrog steps of the draw-variance matrix at 0.95 (the fourth
 #: session's choice against the half-normal's funnel) with no divergences (benchmark data, seeds 100-103:
-#: 0, 0, 0, 0 against 3, 0, 0, 14 for draw variances at 0.9; benchmarks/README.md, sixth session).
+#: 0, 0, 0, 0 against 3, 0, 0, 14 for draw variances at 0.9; benchmarks/README.md, sixth session). At 16× the
+#: benchmark's animals it mixes slowly (min bulk ESS 96): large data sets may need mass_matrix="diag_draws".
 SAMPLER_DEFAULTS = {"mass_matrix": "diag", "target_accept": 0.9}
 
 #: Animal-level effects of the fate model: ln death rate, lung-extraction logit shift, log dose recovery.
