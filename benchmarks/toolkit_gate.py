@@ -2,8 +2,8 @@
 default (nutpie, 4 chains x 1000 tune + 1000 draws, the model's sampler defaults, the fallback ladder and the full
 diagnostics gate: R-hat and bulk/tail ESS over every varying posterior element, divergences, E-BFMI). Per seed:
 each attempt's settings, verdict and wall seconds, and whether the kept fit is trustworthy. One process, so the
-compiled model is shared by the seeds and attempts (wall seconds exclude the first compile only for seeds after
-the first). Not a test; never imported by the package or the tests.
+compiled model is shared by the seeds and attempts: the first seed's wall seconds include the one compile (~70 s
+at 1×). Not a test; never imported by the package or the tests.
 
     python benchmarks/toolkit_gate.py --seeds 106,107             # the seeds whose first attempt diverged
     python benchmarks/toolkit_gate.py --seeds 100-109 --scale 1
