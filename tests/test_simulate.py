@@ -5,7 +5,7 @@ import pytest
 
 from mscbayes.data import read_fate_table
 from mscbayes.mechanisms.assays import detection_limit
-from mscbayes.simulate import Arm, Design, DesignError, design_from_dict, load_design, simulate
+from mscbayes.simulate import Arm, Design, DesignError, design_from_dict, load_design, simulate, simulate_mechanisms
 
 DESIGN = Design(study="virtual", species="mouse", arms=(
     Arm(name="live", dose_cells=5e5, viability=0.95, times_h=(0.083, 1.0, 24.0, 72.0), organs=("lung", "liver"),
@@ -102,3 +102,14 @@ def test_study_extraction_shift_is_simulated_as_the_model_shifts_it():
         return t[(t["assay"] == "cr51") & (t["organ"] == "liver") & (t["time_h"] == 0.083)]["value"].mean()
 
     assert liver_5min(b) > 3 * liver_5min(a)
+
+
+def test_mechanism_simulator_applies_the_study_extraction_shift_too():
+    design = Design(study="s", arms=(Arm(name="live", times_h=(4.0,), organs=("lung",), assays=("bli",),
+                                         animals_per_time=3, outcome_times_h=(24.0,), readouts=("treg_pct_of_cd4",),
+                                         outcome_animals_per_time=1),))
+    base = {"sd_animal_extraction": 0.0}
+    a = simulate_mechanisms(design, hypothesis="H1", params=base, seed=0)
+    b = simulate_mechanisms(design, hypothesis="H1", params={**base, "extraction_shift_study": 1.5}, seed=0)
+    np.testing.assert_allclose(np.subtract(b.attrs["truth"]["animals"]["lung_logit_offset"],
+                                           a.attrs["truth"]["animals"]["lung_logit_offset"]), 1.5)
