@@ -721,7 +721,10 @@ def fallback_ladder(settings: SamplerSettings) -> list[SamplerSettings]:
     """The settings `fit_model` tries, in order, when diagnostics fail.
 
     1. the given settings;
-    2. tune doubled (at least 100) and target_accept raised to 0.95 (0.99 if already >= 0.95);
+    2. tune doubled (at least 100) and target_accept raised to 0.95 (0.99 if already >= 0.95); nutpie's
+       gradient-based diagonal ("diag") becomes the draw-variance diagonal ("diag_draws"), which mixes better
+       along ridges of correlated parameters (the fate model's failures with "diag" on large data were slow
+       mixing of the lung trapping curve, benchmarks/README.md, seventh session);
     3. the same as 2 with a different sampler: PyMC's NUTS (or nutpie if PyMC was already used).
     Settings left to the model (None) are read as the generic defaults; `fit_model` resolves them first.
     """
@@ -730,6 +733,8 @@ def fallback_ladder(settings: SamplerSettings) -> list[SamplerSettings]:
         settings,
         tune=max(2 * settings.tune, 100),
         target_accept=0.95 if settings.target_accept < 0.95 else max(0.99, settings.target_accept),
+        mass_matrix="diag_draws" if settings.sampler == "nutpie" and settings.mass_matrix == "diag"
+        else settings.mass_matrix,
     )
     other = replace(safer, sampler="pymc" if settings.sampler != "pymc" else "nutpie", mass_matrix="diag")
     return [settings, safer, other]

@@ -21,8 +21,9 @@ model explains between-study differences in extraction and leaves the shift weak
 (`study_extraction_parameterisation`). The lung's trapping curve is sampled as (slope, escape logit of a
 20 ± 4 µm product) with ln d50 derived, the same prior in other coordinates (`size_parameters`).
 
-Sampling: the model carries its own sampler defaults (`SAMPLER_DEFAULTS`: nutpie's mass matrix from draw and
-gradient variances, target acceptance 0.9), used wherever a `SamplerSettings` leaves them open.
+Sampling: the model carries its own sampler defaults (`sampler_defaults`: nutpie's mass matrix from draw and
+gradient variances at target acceptance 0.9 up to LARGE_DATA_ANIMALS animals, draw variances at 0.95 above),
+used wherever a `SamplerSettings` leaves them open.
 
 Derived quantities per study (for a typical intravenous bolus of that study's product): first-pass
 fraction trapped in the lung, live-cell half-life in the lung (h), fraction of infused live cells
@@ -69,13 +70,24 @@ def resolve_priors(priors) -> dict[str, Prior]:
     return override(DEFAULT_PRIORS, priors)
 
 
-#: Sampler settings this model's posterior needs when the user leaves them open (`SamplerSettings.for_model`).
-#: nutpie's own mass matrix (from draw and gradient variances) at target 0.9: with the boundary-avoiding prior on
-#: sd_study_extraction it needs half the leapfrog steps of the draw-variance matrix at 0.95 (the fourth
-#: session's choice against the half-normal's funnel) with no divergences (benchmark data, seeds 100-103:
-#: 0, 0, 0, 0 against 3, 0, 0, 14 for draw variances at 0.9; benchmarks/README.md, sixth session). At 16× the
-#: benchmark's animals it mixes slowly (min bulk ESS 96): large data sets may need mass_matrix="diag_draws".
+#: Sampler settings this model's posterior needs when the user leaves them open (`SamplerSettings.for_model`),
+#: by data size (`sampler_defaults`). Up to LARGE_DATA_ANIMALS animals: nutpie's own mass matrix (from draw and
+#: gradient variances) at target 0.9: with the boundary-avoiding prior on sd_study_extraction it needs half the
+#: leapfrog steps of the draw-variance matrix at 0.95 with no divergences (benchmark data, 240 animals, seeds
+#: 100-103: 0, 0, 0, 0 against 3, 0, 0, 14 for draw variances at 0.9; benchmarks/README.md, sixth session).
 SAMPLER_DEFAULTS = {"mass_matrix": "diag", "target_accept": 0.9}
+#: Above LARGE_DATA_ANIMALS: the diagonal from draw variances only, at target 0.95. As the data grow, the lung's
+#: trapping curve (slope, escape logit) and the animal-level SDs become a narrow correlated ridge along which the
+#: gradient-based diagonal mixes slowly (benchmark, seed 100: 960 animals min bulk ESS 269, R-hat 1.020; 3840
+#: animals 96, 1.031); draw variances converge there (501, 1.010; 393, 1.010) at twice the leapfrog steps
+#: (benchmarks/README.md, seventh session).
+SAMPLER_DEFAULTS_LARGE = {"mass_matrix": "diag_draws", "target_accept": 0.95}
+LARGE_DATA_ANIMALS = 500
+
+
+def sampler_defaults(n_animals: int) -> dict:
+    """The fate model's own sampler defaults for a data set of `n_animals` animals (see SAMPLER_DEFAULTS)."""
+    return dict(SAMPLER_DEFAULTS_LARGE if n_animals > LARGE_DATA_ANIMALS else SAMPLER_DEFAULTS)
 
 #: Animal-level effects of the fate model: ln death rate, lung-extraction logit shift, log dose recovery.
 ANIMAL_EFFECTS: tuple[str, ...] = ("kd", "extraction", "recovery")
@@ -350,7 +362,7 @@ def build_model(frame: pd.DataFrame, priors=None, hypothesis: str | None = None,
     }
     xp = pytensor_backend()
     with pm.Model(coords=coords) as model:
-        model.mscbayes_sampler_defaults = dict(SAMPLER_DEFAULTS)
+        model.mscbayes_sampler_defaults = sampler_defaults(len(d["animals"]))
         model.mscbayes_parameterisation = {"study": study_param,
                                            "study_extraction": study_extraction_parameterisation(study_param),
                                            "animal": animal_param,

@@ -356,9 +356,12 @@ def test_fallback_ladder_settings():
     first, second, third = fallback_ladder(base)
     assert first == base.for_model(None)  # settings left open read as the generic defaults
     assert (second.sampler, second.tune, second.target_accept) == ("nutpie", 600, 0.95)
-    assert (third.sampler, third.tune, third.target_accept) == ("pymc", 600, 0.95)
+    assert second.mass_matrix == "diag_draws"  # nutpie's gradient-based diagonal gives way to draw variances
+    assert (third.sampler, third.tune, third.target_accept, third.mass_matrix) == ("pymc", 600, 0.95, "diag")
     already = fallback_ladder(SamplerSettings(sampler="pymc", target_accept=0.95))
-    assert already[1].target_accept == 0.99 and already[2].sampler == "nutpie"
+    assert already[1].target_accept == 0.99 and already[1].mass_matrix == "diag" and already[2].sampler == "nutpie"
+    # an explicit choice other than nutpie's own diagonal is kept
+    assert fallback_ladder(SamplerSettings(mass_matrix="low_rank"))[1].mass_matrix == "low_rank"
 
 
 def test_fallback_stops_at_the_first_passing_attempt(toy_table, monkeypatch):

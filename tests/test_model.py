@@ -12,7 +12,15 @@ from mscbayes.data import read_fate_table
 from mscbayes.inference import Fit, FitMismatchError, SamplerSettings, fit_model
 from mscbayes.mechanisms import trapping
 from mscbayes.mechanisms.fate import AnimalDesign, expected_signals
-from mscbayes.model import ModelDataError, build_model, choose_parameterisation, lognormal_obs_logp
+from mscbayes.model import (
+    LARGE_DATA_ANIMALS,
+    SAMPLER_DEFAULTS,
+    SAMPLER_DEFAULTS_LARGE,
+    ModelDataError,
+    build_model,
+    choose_parameterisation,
+    lognormal_obs_logp,
+)
 from mscbayes.priors import DEFAULT_PRIORS
 from mscbayes.simulate import Arm, Design, simulate
 
@@ -78,6 +86,21 @@ def test_animal_effects_can_be_left_out(table_with_live):
 def test_parameterisation_rule():
     assert choose_parameterisation([40, 35]) == "centred"
     assert choose_parameterisation([40, 3]) == "non_centred"
+
+
+def test_sampler_defaults_follow_the_number_of_animals(table_with_live):
+    """nutpie's gradient-based diagonal at 0.9 for small data, draw variances at 0.95 above LARGE_DATA_ANIMALS."""
+    assert SAMPLER_DEFAULTS["mass_matrix"] == "diag" and SAMPLER_DEFAULTS_LARGE["mass_matrix"] == "diag_draws"
+    small = build_model(table_with_live.frame)
+    assert len(small.coords["animal"]) <= LARGE_DATA_ANIMALS
+    assert small.mscbayes_sampler_defaults == SAMPLER_DEFAULTS
+    per_time = LARGE_DATA_ANIMALS // len(TIMES) + 1
+    large_table = read_fate_table(simulate(design(("cr51",), per_time=per_time), params=TRUTH, seed=12))
+    large = build_model(large_table.frame)
+    assert len(large.coords["animal"]) > LARGE_DATA_ANIMALS
+    assert large.mscbayes_sampler_defaults == SAMPLER_DEFAULTS_LARGE
+    settings = SamplerSettings().for_model(large)
+    assert (settings.mass_matrix, settings.target_accept) == ("diag_draws", 0.95)
 
 
 def test_summary_rows_are_refused_with_a_pointer(table_with_live):
