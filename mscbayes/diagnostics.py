@@ -212,16 +212,28 @@ def _varying(post: xr.Dataset) -> dict[str, xr.DataArray]:
     return masks
 
 
-def _extreme(stat: xr.Dataset, masks: dict[str, xr.DataArray], *, worst: str, nan_as: float) -> float:
-    values: list[np.ndarray] = []
+def _extreme(stat: xr.Dataset, masks: dict[str, xr.DataArray], *, worst: str, nan_as: float) -> tuple[float, str]:
+    """The worst value of a statistic over the varying elements, and that element's label ("theta[b]")."""
+    best, label = float("nan"), ""
     for v in stat.data_vars:
         mask = np.broadcast_to(np.asarray(masks[v].values, dtype=bool), stat[v].shape)
-        arr = np.asarray(stat[v].values, dtype=float)[mask]
-        values.append(np.where(np.isnan(arr), nan_as, arr))
-    if not values or sum(a.size for a in values) == 0:
-        return float("nan")
-    allv = np.concatenate(values)
-    return float(allv.max() if worst == "max" else allv.min())
+        if not mask.any():
+            continue
+        arr = np.asarray(stat[v].values, dtype=float)
+        arr = np.where(np.isnan(arr), nan_as, arr)
+        pick = np.where(mask, arr, -np.inf if worst == "max" else np.inf)
+        idx = np.unravel_index(int(pick.argmax() if worst == "max" else pick.argmin()), pick.shape)
+        value = float(arr[idx])
+        if math.isnan(best) or (value > best if worst == "max" else value < best):
+            best, label = value, _element_label(stat[v], v, idx)
+    return best, label
+
+
+def _element_label(da: xr.DataArray, name: str, idx: tuple) -> str:
+    if not idx:
+        return name
+    parts = [str(da[dim].values[i]) if dim in da.coords else str(i) for dim, i in zip(da.dims, idx)]
+    return f"{name}[{', '.join(parts)}]"
 
 
 def _not_available(name: str, threshold: str, what: str) -> Check:
@@ -266,9 +278,9 @@ def diagnose(
     else:
         masks = _varying(post)
         with np.errstate(divide="ignore", invalid="ignore"):  # stuck chains give 0/0
-            rhat = _extreme(az.rhat(post), masks, worst="max", nan_as=np.inf)
-            bulk = _extreme(az.ess(post, method="bulk"), masks, worst="min", nan_as=0.0)
-            tail = _extreme(az.ess(post, method="tail"), masks, worst="min", nan_as=0.0)
+            rhat, rhat_at = _extreme(az.rhat(post), masks, worst="max", nan_as=np.inf)
+            bulk, bulk_at = _extreme(az.ess(post, method="bulk"), masks, worst="min", nan_as=0.0)
+            tail, tail_at = _extreme(az.ess(post, method="tail"), masks, worst="min", nan_as=0.0)
         if math.isnan(rhat):  # nothing varies: a degenerate (e.g. mocked) posterior
             checks += [
                 _not_available("r_hat", rhat_thr, "R-hat (no varying parameters)"),
@@ -280,21 +292,21 @@ def diagnose(
             checks.append(
                 Check(
                     "r_hat", rhat, rhat_thr, ok,
-                    f"max R-hat {_fmt_rhat(rhat, rhat_max)}" + ("" if ok else f" (needs {rhat_thr})"),
+                    f"max R-hat {_fmt_rhat(rhat, rhat_max)}" + ("" if ok else f" (needs {rhat_thr}; worst: {rhat_at})"),
                 )
             )
             ok = bulk >= ess_bulk_min
             checks.append(
                 Check(
                     "ess_bulk", bulk, bulk_thr, ok,
-                    f"min bulk ESS {_fmt_int(bulk)}" + ("" if ok else f" (needs {bulk_thr})"),
+                    f"min bulk ESS {_fmt_int(bulk)}" + ("" if ok else f" (needs {bulk_thr}; worst: {bulk_at})"),
                 )
             )
             ok = tail >= ess_tail_min
             checks.append(
                 Check(
                     "ess_tail", tail, tail_thr, ok,
-                    f"min tail ESS {_fmt_int(tail)}" + ("" if ok else f" (needs {tail_thr})"),
+                    f"min tail ESS {_fmt_int(tail)}" + ("" if ok else f" (needs {tail_thr}; worst: {tail_at})"),
                 )
             )
 

@@ -77,6 +77,18 @@ def test_disagreeing_chains_and_a_divergence_fail_real_thresholds(rng):
     text = diag.text()
     assert text.startswith("UNTRUSTWORTHY: ")
     assert "1 divergent transition " in text and "max R-hat" in text and "needs <= 1.01" in text
+    assert "worst: mu)" in diag["r_hat"].text  # the failing element is named
+
+
+def test_a_failing_check_names_the_worst_element(rng):
+    post = _iid_posterior(rng)
+    post["theta"][3, :, 1] += 2.0  # element b of theta: one chain elsewhere
+    idata = az.from_dict(posterior=post, sample_stats=_stats(rng, "nutpie"), coords={"k": ["a", "b", "c"]},
+                         dims={"theta": ["k"]})
+    diag = diagnose(idata)
+    assert not diag["r_hat"].passed
+    assert diag["r_hat"].text.endswith("worst: theta[b])")
+    assert "worst" not in diag["divergences"].text and diag["ess_tail"].passed == ("worst" not in diag["ess_tail"].text)
 
 
 def test_few_effective_draws_fail_ess(rng):
