@@ -9,6 +9,7 @@ lowest-ESS parameters and the posterior of the rates.
     python benchmarks/fate_mixing.py --animal-effects none --save nofx.nc   # population + study levels only
     python benchmarks/fate_mixing.py --seed 102,103,104,105                 # several seeds, one compile
     python benchmarks/fate_mixing.py --target-accept 0.95 --tune 2000     # the fallback ladder's second step
+    python benchmarks/fate_mixing.py --scale 4 --mass-matrix diag_draws --target-accept 0.95   # large-data default
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ def main(argv=None) -> None:
         print(az.summary(idata, var_names=rates, kind="stats")[["mean", "sd", "hdi_3%", "hdi_97%"]].to_string())
         if args.save:
             idata.to_netcdf(args.save if "," not in args.seed else args.save.replace(".nc", f"_{seed}.nc"))
+        steps = int(idata.sample_stats["n_steps"].sum())  # draw-phase leapfrog steps (gradients)
         print(f"seed {seed}: divergences {int(idata.sample_stats.diverging.sum())}; max R-hat {diag.r_hat.max():.3f}; "
-              f"min bulk ESS {diag.ess_bulk.min():.0f}", flush=True)
+              f"min bulk ESS {diag.ess_bulk.min():.0f}; gradients/draw {steps / (idata.posterior.sizes['chain'] * idata.posterior.sizes['draw']):.1f}; "
+              f"min bulk ESS per 1000 gradients {1000 * diag.ess_bulk.min() / steps:.2f}", flush=True)
 
 if __name__ == "__main__":
     main()

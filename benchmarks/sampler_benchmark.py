@@ -238,7 +238,7 @@ def _run_pymc_side(backend: str, model, seed: int) -> dict:
         mcmc.init_nuts = timed(mcmc.init_nuts)
         mcmc._mp_sample = metered(mcmc._mp_sample, cpu, "sampling")
     # nutpie runs the toolkit's default for this model (target_accept and mass matrix from the model:
-    # mscbayes.model.SAMPLER_DEFAULTS); PyMC and Stan run at TARGET_ACCEPT
+    # mscbayes.model.sampler_defaults, by the number of animals); PyMC and Stan run at TARGET_ACCEPT
     settings = SamplerSettings(sampler=backend, chains=CHAINS, tune=TUNE, draws=DRAWS,
                                target_accept=None if backend == "nutpie" else TARGET_ACCEPT,
                                max_treedepth=MAX_TREEDEPTH, cores=min(CHAINS, os.cpu_count() or 1)).for_model(model)
@@ -519,7 +519,7 @@ def main(argv=None) -> None:
     out = {"timestamp": stamp, "command": " ".join([Path(sys.executable).name] + sys.argv),
            "settings": {"chains": args.chains, "lung_size": args.lung_size or "model default", "tune": TUNE,
                         "draws": DRAWS, "target_accept": TARGET_ACCEPT,
-                        "nutpie": "the model's SAMPLER_DEFAULTS (target_accept and mass matrix per run)",
+                        "nutpie": "the model's sampler_defaults by data size (target_accept and mass matrix per run)",
                         "max_treedepth": MAX_TREEDEPTH, "data_seed": DATA_SEED},
            "cpu_count": os.cpu_count(), "runs": runs, "medians": med, "table": table(med)}
     if args.seeds:
