@@ -50,7 +50,7 @@ def main(argv=None) -> None:
         idata = sample(model, settings=settings, seed=seed, progress=False)
         print(f"seed {seed}: wall {time.perf_counter() - t0:.0f} s (compile + sampling; "
               f"sampling {idata.posterior.attrs.get('sampling_time', float('nan')):.0f} s)")
-        diag = az.summary(idata, var_names=[v.name for v in model.free_RVs], kind="diagnostics")
+        diag = az.summary(idata, var_names=[v.name for v in model.free_RVs], kind="diagnostics", round_to="none")
         print(diag.sort_values("ess_bulk")[["ess_bulk", "ess_tail", "r_hat"]].head(8).to_string())
         rates = ["kphi", "kdig", "kfrag", "kmig", "krel", "kd"]
         print(az.summary(idata, var_names=rates, kind="stats")[["mean", "sd", "hdi_3%", "hdi_97%"]].to_string())
