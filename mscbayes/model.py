@@ -78,8 +78,9 @@ def resolve_priors(priors) -> dict[str, Prior]:
 SAMPLER_DEFAULTS = {"mass_matrix": "diag", "target_accept": 0.9}
 #: Above LARGE_DATA_ANIMALS: the diagonal from draw variances only, at target 0.95. As the data grow, the lung's
 #: trapping curve (slope, escape logit) and the animal-level SDs become a narrow correlated ridge along which the
-#: gradient-based diagonal mixes slowly (benchmark, seed 100: 960 animals min bulk ESS 269, R-hat 1.020; 3840
-#: animals 96, 1.031); draw variances converge there (501, 1.010; 393, 1.010) at twice the leapfrog steps
+#: gradient-based diagonal mixes slowly (benchmark, seed 100, 2 chains: 960 animals min bulk ESS 269, R-hat 1.02;
+#: 3840 animals 96, 1.031); draw variances mix there (501, 1.015; 393, 1.013, within 0.007 of R-hat's noise floor)
+#: at twice the leapfrog steps; at 480 animals the gradient-based one is still twice as efficient
 #: (benchmarks/README.md, seventh session).
 SAMPLER_DEFAULTS_LARGE = {"mass_matrix": "diag_draws", "target_accept": 0.95}
 LARGE_DATA_ANIMALS = 500
