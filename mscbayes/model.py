@@ -90,6 +90,7 @@ def sampler_defaults(n_animals: int) -> dict:
     """The fate model's own sampler defaults for a data set of `n_animals` animals (see SAMPLER_DEFAULTS)."""
     return dict(SAMPLER_DEFAULTS_LARGE if n_animals > LARGE_DATA_ANIMALS else SAMPLER_DEFAULTS)
 
+
 #: Animal-level effects of the fate model: ln death rate, lung-extraction logit shift, log dose recovery.
 ANIMAL_EFFECTS: tuple[str, ...] = ("kd", "extraction", "recovery")
 
