@@ -57,8 +57,9 @@ def main(argv=None) -> None:
         if args.save:
             idata.to_netcdf(args.save if "," not in args.seed else args.save.replace(".nc", f"_{seed}.nc"))
         steps = int(idata.sample_stats["n_steps"].sum())  # draw-phase leapfrog steps (gradients)
+        draws = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
         print(f"seed {seed}: divergences {int(idata.sample_stats.diverging.sum())}; max R-hat {diag.r_hat.max():.3f}; "
-              f"min bulk ESS {diag.ess_bulk.min():.0f}; gradients/draw {steps / (idata.posterior.sizes['chain'] * idata.posterior.sizes['draw']):.1f}; "
+              f"min bulk ESS {diag.ess_bulk.min():.0f}; gradients/draw {steps / draws:.1f}; "
               f"min bulk ESS per 1000 gradients {1000 * diag.ess_bulk.min() / steps:.2f}", flush=True)
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ def run(seed: int, frame) -> dict:
     t0 = time.perf_counter()
     fit = fit_model("fate", frame, seed=seed, progress=False)
     attempts = [{"attempt": a["attempt"], "sampler": a["sampler"], "target_accept": a["settings"]["target_accept"],
-                 "mass_matrix": a["settings"]["mass_matrix"], "tune": a["settings"]["tune"], "chains": a["settings"]["chains"], "passed": a["passed"],
-                 "kept": a["kept"], "wall_s": a["wall_seconds"], "verdict": a["verdict"]} for a in fit.attempts]
+                 "mass_matrix": a["settings"]["mass_matrix"], "tune": a["settings"]["tune"],
+                 "chains": a["settings"]["chains"], "passed": a["passed"], "kept": a["kept"],
+                 "wall_s": a["wall_seconds"], "verdict": a["verdict"]} for a in fit.attempts]
     return {"seed": seed, "trustworthy": fit.trustworthy, "attempts": attempts,
             "wall_s": round(time.perf_counter() - t0, 1), "verdict": fit.diagnostics.text()}
 
@@ -55,7 +56,8 @@ def main(argv=None) -> None:
         r = run(seed, frame)
         runs.append(r)
         for a in r["attempts"]:
-            print(f"  attempt {a['attempt']} {a['sampler']} {a['mass_matrix']} target {a['target_accept']} tune {a['tune']}: "
+            print(f"  attempt {a['attempt']} {a['sampler']} {a['mass_matrix']} target {a['target_accept']} "
+                  f"tune {a['tune']}: "
                   f"{'passed' if a['passed'] else 'failed'}{' (kept)' if a['kept'] else ''}, {a['wall_s']:.0f} s; "
                   f"{a['verdict']}", flush=True)
         print(f"  seed {seed}: {'TRUSTWORTHY' if r['trustworthy'] else 'UNTRUSTWORTHY'} after {r['wall_s']:.0f} s",
