@@ -99,3 +99,38 @@ def test_unknown_route_and_organ_are_refused():
         tr.allocation("intranasal", E, tr.branches("mouse"))
     with pytest.raises(ValueError, match="route_organ"):
         tr.allocation("intra_arterial", E, tr.branches("mouse"), route_organ="brain")
+
+
+def test_systemic_extraction_is_computed_once_per_product_and_matches_per_animal_values():
+    """Animals of the same product share one systemic quadrature; the values (numpy and pytensor) are the
+    per-animal ones, and the pytensor graph holds one sigmoid row per product, not per animal."""
+    import pytensor
+    import pytensor.tensor as pt
+    from pytensor.graph.traversal import io_toposort
+
+    from mscbayes.mechanisms.backend import pytensor_backend
+
+    rng = np.random.default_rng(3)
+    mean = rng.choice([16.0, 20.0, 25.0], 40)
+    sd = rng.choice([3.0, 4.0], 40)
+    params = {"log_d50_lung": np.log(15.0), "slope_lung": 0.1, "log_d50_systemic": np.log(9.0), "slope_systemic": 0.2}
+    expected = tr.extraction(mean, sd, params["log_d50_systemic"], params["slope_systemic"])
+    offset = rng.normal(0.0, 0.5, 40)
+    E = tr.bed_extractions(mean, sd, params, offset)
+    np.testing.assert_allclose(E["liver"], expected, rtol=1e-14)
+    assert E["spleen"] is E["liver"]
+    np.testing.assert_allclose(E["lung"], tr.extraction(mean, sd, params["log_d50_lung"], 0.1, offset), rtol=1e-14)
+
+    d50, slope = pt.scalar("d50"), pt.scalar("slope")
+    sym = dict(params, log_d50_systemic=d50, slope_systemic=slope)
+    E_pt = tr.bed_extractions(mean, sd, sym, offset, pytensor_backend())
+    f = pytensor.function([d50, slope], E_pt["kidney"])
+    np.testing.assert_allclose(f(np.log(9.0), 0.2), expected, rtol=1e-12)
+    n_products = len({(m, s) for m, s in zip(mean, sd)})
+    sigmoid_sizes = [np.prod(v.type.shape) for node in io_toposort([d50, slope], [E_pt["kidney"]])
+                     for v in node.outputs if "sigmoid" in str(node.op).lower()]
+    assert sigmoid_sizes and max(sigmoid_sizes) == n_products * len(tr._GH_NODES)
+    # per-animal systemic parameters (e.g. one value per draw) keep the per-animal evaluation
+    per_draw = dict(params, log_d50_systemic=np.log([[9.0], [10.0]]))
+    np.testing.assert_allclose(tr.bed_extractions(mean, sd, per_draw)["liver"],
+                               tr.extraction(mean, sd, per_draw["log_d50_systemic"], 0.2), rtol=1e-14)
