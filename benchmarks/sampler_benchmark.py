@@ -32,7 +32,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-BACKENDS = ("nutpie", "pymc", "stan")
+BACKENDS = ("nutpie", "pymc", "stan", "pymc_default")
+#: PyMC's own pm.sample default target acceptance; the "pymc" column runs at TARGET_ACCEPT like the others, the
+#: "pymc_default" column (opt-in: --backends nutpie,pymc_default) at this value, as "PyMC default NUTS" reads
+PYMC_OWN_TARGET_ACCEPT = 0.8
 DATA_SEED = 2026
 CHAINS, TUNE, DRAWS, TARGET_ACCEPT, MAX_TREEDEPTH = 2, 1000, 1000, 0.9, 10
 TIMES_H = (1.0, 4.0, 24.0, 72.0)
@@ -229,6 +232,8 @@ def _run_pymc_side(backend: str, model, seed: int) -> dict:
         return wrapper
 
     cpu: dict = {}
+    target_accept = {"nutpie": None, "pymc_default": PYMC_OWN_TARGET_ACCEPT}.get(backend, TARGET_ACCEPT)
+    backend = "pymc" if backend == "pymc_default" else backend
     if backend == "nutpie":
         import nutpie
 
@@ -238,9 +243,9 @@ def _run_pymc_side(backend: str, model, seed: int) -> dict:
         mcmc.init_nuts = timed(mcmc.init_nuts)
         mcmc._mp_sample = metered(mcmc._mp_sample, cpu, "sampling")
     # nutpie runs the toolkit's default for this model (target_accept and mass matrix from the model:
-    # mscbayes.model.sampler_defaults, by the number of animals); PyMC and Stan run at TARGET_ACCEPT
-    settings = SamplerSettings(sampler=backend, chains=CHAINS, tune=TUNE, draws=DRAWS,
-                               target_accept=None if backend == "nutpie" else TARGET_ACCEPT,
+    # mscbayes.model.sampler_defaults, by the number of animals); PyMC and Stan run at TARGET_ACCEPT, the
+    # pymc_default column at PyMC's own default
+    settings = SamplerSettings(sampler=backend, chains=CHAINS, tune=TUNE, draws=DRAWS, target_accept=target_accept,
                                max_treedepth=MAX_TREEDEPTH, cores=min(CHAINS, os.cpu_count() or 1)).for_model(model)
     t0 = time.perf_counter()
     idata = sample(model, settings=settings, seed=seed, progress=False)
@@ -428,7 +433,7 @@ def summarise(runs: list[dict]) -> dict:
         med[b] = {k: statistics.median(r[k] for r in rs if k in r) for k in KEYS if any(k in r for r in rs)}
         med[b]["runs"] = len(rs)
     for b, m in med.items():
-        for ref in ("stan", "pymc"):
+        for ref in ("stan", "pymc", "pymc_default"):
             if ref not in med:
                 continue
             m[f"ess_per_s_vs_{ref}"] = m["ess_per_s"] / med[ref]["ess_per_s"]
@@ -446,6 +451,7 @@ def table(med: dict) -> str:
             ("sampling CPU s", "sampling_cpu_s", ".0f"), ("CPU share/chain", "cpu_share", ".2f"),
             ("min bulk ESS", "min_bulk_ess", ".0f"), ("ESS/s (wall)", "ess_per_s", ".2f"),
             ("× Stan", "ess_per_s_vs_stan", ".2f"), ("× PyMC", "ess_per_s_vs_pymc", ".2f"),
+            ("× PyMC at its default 0.8", "ess_per_s_vs_pymc_default", ".2f"),
             ("ESS/CPU-s per chain", "ess_per_cpu_s", ".2f"), ("× Stan (CPU)", "ess_per_cpu_s_vs_stan", ".2f"),
             ("× PyMC (CPU)", "ess_per_cpu_s_vs_pymc", ".2f"), ("divergences", "divergences", ".0f"),
             ("max R-hat", "max_rhat", ".3f"), ("peak MB", "peak_mb", ".0f"),
@@ -460,7 +466,8 @@ def table(med: dict) -> str:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description="mscbayes sampler benchmark (nutpie / PyMC NUTS / Stan)")
-    ap.add_argument("--backends", default=",".join(BACKENDS), help="comma list of nutpie,pymc,stan")
+    ap.add_argument("--backends", default="nutpie,pymc,stan",
+                    help="comma list of nutpie,pymc,stan,pymc_default (PyMC at its own target_accept 0.8)")
     ap.add_argument("--scale", type=int, default=1, help="multiply the animals (1, 4, 16)")
     ap.add_argument("--runs", type=int, default=3, help="runs per backend (medians reported)")
     ap.add_argument("--seeds", type=int, default=0,
