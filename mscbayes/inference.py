@@ -92,6 +92,15 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
+def _round_significant(values: np.ndarray, digits: int) -> np.ndarray:
+    """Each value rounded to `digits` significant figures (0, NaN and inf unchanged)."""
+    out = np.array(values, dtype=float)
+    ok = np.isfinite(out) & (out != 0)
+    scale = 10.0 ** (digits - 1 - np.floor(np.log10(np.abs(out[ok]))))
+    out[ok] = np.round(out[ok] * scale) / scale
+    return out
+
+
 @dataclass(frozen=True)
 class SamplerSettings:
     """How to run NUTS. Plain values only, so it round-trips through JSON.
@@ -527,9 +536,20 @@ class Fit:
             f"rows={len(self.data)}, {verdict})"
         )
 
-    def summary(self, var_names: Sequence[str] | None = None) -> pd.DataFrame:
-        """`az.summary` with the project's 94 % HDI; ``.attrs`` carries the verdict."""
-        table = az.summary(self.idata, var_names=var_names, hdi_prob=HDI_PROB)
+    def summary(self, var_names: Sequence[str] | None = None, significant: int = 3) -> pd.DataFrame:
+        """`az.summary` with the project's 94 % HDI; ``.attrs`` carries the verdict.
+
+        Estimates (mean, sd, HDI, MCSE) keep `significant` significant figures, so a rate of 0.0042 per hour
+        is not shown as 0.0 (arviz rounds to 2 decimals); R-hat keeps 3 decimals, as the verdict reads it
+        (1.013 fails R-hat <= 1.01, which 2 decimals would show as 1.01); ESS is a whole number."""
+        table = az.summary(self.idata, var_names=var_names, hdi_prob=HDI_PROB, round_to="none")
+        for column in table.columns:
+            if column == "r_hat":
+                table[column] = table[column].round(3)
+            elif column.startswith("ess_"):
+                table[column] = table[column].round(0)
+            else:
+                table[column] = _round_significant(table[column].to_numpy(dtype=float), significant)
         table.attrs["trustworthy"] = self.trustworthy
         table.attrs["diagnostics"] = self.diagnostics.text()
         return table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -193,6 +194,27 @@ def test_save_load_round_trip(toy_fit, tmp_path):
     attrs = loaded.idata.attrs
     assert attrs["kind"] == '"toy"' and attrs["trustworthy"] == "true"
     assert attrs["versions"] and '"pymc"' in attrs["versions"]
+
+
+def test_summary_keeps_significant_figures_and_three_decimal_rhat(toy_fit):
+    """A posterior scaled down to 1e-4 keeps its 3 significant figures (arviz's default would print 0.0), and
+    R-hat keeps the 3 decimals the verdict is judged on."""
+    from mscbayes.inference import _round_significant
+
+    np.testing.assert_array_equal(_round_significant(np.array([0.00123456, -98765.4, 0.0, np.nan, 1.0]), 3),
+                                  [0.00123, -98800.0, 0.0, np.nan, 1.0])
+    table = toy_fit.summary()
+    raw = az.summary(toy_fit.idata, hdi_prob=0.94, round_to="none")
+    np.testing.assert_allclose(table["mean"], raw["mean"], rtol=5e-3)
+    np.testing.assert_array_equal(table["r_hat"], raw["r_hat"].round(3))
+    assert (table["ess_bulk"] == raw["ess_bulk"].round(0)).all()
+    small = toy_fit.idata.copy()
+    small.posterior = small.posterior * 1e-4
+    scaled = copy.copy(toy_fit)   # the shared fixture is not mutated
+    scaled.idata = small
+    tiny = scaled.summary()
+    assert (tiny["mean"].abs() > 0).all()
+    np.testing.assert_allclose(tiny["mean"], raw["mean"] * 1e-4, rtol=5e-3)
 
 
 def test_existing_file_is_not_overwritten_without_force(toy_fit, tmp_path):
