@@ -217,6 +217,8 @@ def fit(data: Path = typer.Argument(..., help="CSV table (fate: in vivo fate; co
         out.print(shown.to_string(), markup=False, highlight=False)
         if len(keep) > 40:
             out.print(f"... {len(keep) - 40} more rows: `arviz.summary(Fit.load('{out_path}').idata)`", markup=False)
+        for note in result.design_notes:
+            out.print(f"[yellow]design: {note}[/]")
         colour = "green" if result.trustworthy else "bold red"
         out.print(f"[{colour}]{result.diagnostics.text()}[/]")
         out.print(f"fit written to {out_path} ({result.wall_seconds:.0f} s)")

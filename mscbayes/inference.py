@@ -536,6 +536,16 @@ class Fit:
             f"rows={len(self.data)}, {verdict})"
         )
 
+    @property
+    def design_notes(self) -> list[str]:
+        """What the fitted fate read-outs cannot tell apart (`mechanisms.assays.identifiability_notes`): a
+        design fact to read beside wide or slowly mixing rates; empty for other model kinds."""
+        if self.kind not in ("fate", "mechanisms") or "assay" not in self.data:
+            return []
+        from mscbayes.mechanisms.assays import identifiability_notes
+
+        return identifiability_notes(self.data["assay"].dropna().unique())
+
     def summary(self, var_names: Sequence[str] | None = None, significant: int = 3) -> pd.DataFrame:
         """`az.summary` with the project's 94 % HDI; ``.attrs`` carries the verdict.
 

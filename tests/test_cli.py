@@ -88,6 +88,7 @@ def test_fit_command_contract(tmp_path):
     assert r.exit_code in (0, 3), r.output          # 3: written but marked untrustworthy (tiny run)
     assert out.exists() and ("TRUSTWORTHY" in r.output or "UNTRUSTWORTHY" in r.output)
     assert "kd" in r.output
+    assert "design: no flow read-out" in r.output and "tells live from dead" not in r.output   # cr51 + bli
     from mscbayes.inference import Fit
 
     assert len(Fit.load(out, rebuild=False).attempts) == 1      # --no-fallback: one attempt

@@ -239,6 +239,27 @@ def test_label_only_assay_cannot_separate_death_from_release(fit_label_only, fit
 
 
 @pytest.mark.slow
+def test_fits_name_what_their_read_outs_cannot_separate(fit_label_only, fit_with_live):
+    """The fit tells its user the design fact the previous test demonstrates: Cr-51 alone cannot separate death
+    from release; with BLI that note goes, and the engulfment note stays until a flow read-out is present."""
+    label_notes, live_notes = fit_label_only.design_notes, fit_with_live.design_notes
+    assert any("kd" in n and "krel" in n for n in label_notes)
+    assert not any("krel" in n for n in live_notes)
+    assert any("kphi" in n for n in label_notes) and any("kphi" in n for n in live_notes)
+
+
+def test_identifiability_notes_follow_the_read_outs():
+    from mscbayes.mechanisms.assays import identifiability_notes
+
+    assert len(identifiability_notes(["cr51", "dna_qpcr"])) == 2
+    assert [n for n in identifiability_notes(["cr51", "reculture"]) if "kphi" in n] == identifiability_notes(
+        ["cr51", "reculture"])
+    assert identifiability_notes(["cr51", "bli", "flow_dead", "flow_engulfed"]) == []
+    assert len(identifiability_notes(["dna_qpcr", "flow_engulfed"])) == 1  # engulfed material alone: X vs Y open
+    assert identifiability_notes([]) == [] and identifiability_notes(["not_an_assay"]) == []
+
+
+@pytest.mark.slow
 def test_save_load_round_trip_and_refusal(fit_label_only, tmp_path):
     path = fit_label_only.save(tmp_path / "fit.nc")
     again = Fit.load(path)

@@ -119,6 +119,27 @@ def states_needed(assays, organs) -> tuple[str, ...]:
     return tuple(s for s in order if s in need)
 
 
+def identifiability_notes(assays) -> list[str]:
+    """What a set of tracking assays cannot tell apart (mechanisms.md §1.6 and §5.4), as sentences for a fit's
+    user; empty when the read-outs separate the rates. `assays`: the assay names of a fate table's rows."""
+    present = {str(a) for a in assays} & set(ASSAY_INFO)
+    if not present:
+        return []
+    notes = []
+    if not present & set(LIVE_ONLY + ("flow_dead",)):
+        notes.append(
+            "no read-out tells live from dead MSC (live-only: bli, mrna_qpcr or reculture; or flow_dead): the "
+            "death rate kd and the release of live cells from the lung krel are identified only through their "
+            "sum, so expect wide, correlated posteriors for both (mechanisms.md §1.6); a live-only assay at the "
+            "same times separates them")
+    if not present & set(FLOW):
+        notes.append(
+            "no flow read-out of dead (flow_dead) or engulfed (flow_engulfed) MSC: every assay sees free dead "
+            "cells and engulfed material together, so engulfment kphi trades off against digestion kdig and "
+            "phagocyte migration kmig (mechanisms.md §3.3); a clodronate arm or a flow read-out separates them")
+    return notes
+
+
 # Default detection limits when a table gives none: (unit, value, source). "cells" limits are per organ
 # sample; "fraction" limits are fractions of the injected dose.
 DETECTION_LIMITS = {

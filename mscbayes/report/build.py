@@ -1372,6 +1372,7 @@ def _build_report(fits, *, comparisons, treg, title, truths, sensitivity, analys
         views.append(_fit_view(name, fit, truth=truths.get(name), sensitivity=sensitivity.get(name),
                                predictive=predictive, attach=attach, prior_draws=prior_draws,
                                extra_provenance=_run_provenance(fit), notes=fit_notes))
+        fit_notes += [f"design: {n}" for n in getattr(fit, "design_notes", [])]
         notes += [f"{name}: {n}" for n in fit_notes]
 
     # datasets, in order of first use
