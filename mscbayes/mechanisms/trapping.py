@@ -218,7 +218,7 @@ def bed_extractions(mean_um, sd_um, params: dict, lung_logit_offset=0.0, xp: Bac
         "lung": extraction(mean_um, sd_um, params["log_d50_lung"], params["slope_lung"], lung_logit_offset, xp),
     }
     # the systemic beds see no animal effect: one quadrature per distinct product, spread to the animals
-    # (240 animals of 4 products in the benchmark: logp + gradient 5 % faster with numba, 9 % in C)
+    # (240 animals of 4 products in the benchmark: logp + gradient 3-5 % faster with numba, 6-9 % in C)
     d50, slope = params["log_d50_systemic"], params["slope_systemic"]
     products = _distinct_products(mean_um, sd_um) if np.ndim(d50) == 0 and np.ndim(slope) == 0 else None
     if products is None:
