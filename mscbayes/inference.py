@@ -211,7 +211,9 @@ def sample(
     Returns InferenceData with ``posterior``, ``sample_stats``, ``log_likelihood`` (always
     computed afterwards, for every sampler), ``observed_data`` and ``constant_data``; warmup
     groups are dropped. ``sample_stats.attrs`` records the sampler and ``max_treedepth``.
-    The same int `seed` on the same model and settings gives identical draws.
+    The same int `seed` on the same model and settings gives identical draws — with nutpie, once pytensor's numba
+    cache holds the compiled model: a model's first compile on a machine differs in the last bits, and so do its
+    draws (benchmarks/README.md, ninth session).
     """
     seed = _check_seed(seed)
     settings = SamplerSettings() if settings is None else settings
