@@ -16,11 +16,11 @@ import argparse
 import arviz as az
 import numpy as np
 import nutpie
-from sampler_benchmark import benchmark_frame, free_names
-from toolkit_gate import parse_seeds
-
 from mscbayes.inference import SamplerSettings, compiled_nutpie_model
 from mscbayes.model import build_model
+
+from sampler_benchmark import benchmark_frame, free_names
+from toolkit_gate import parse_seeds
 
 
 def coordinate_labels(model) -> list[str]:
@@ -60,9 +60,12 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     priors: dict[str, dict[str, float]] = {}
     for item in args.prior:
-        key, value = item.split("=")
-        name, param = key.split(".")
-        priors.setdefault(name, {})[param] = float(value)
+        try:
+            key, value = item.split("=")
+            name, param = key.split(".")
+            priors.setdefault(name, {})[param] = float(value)
+        except ValueError:
+            ap.error(f"--prior {item!r}: expected NAME.PARAM=NUMBER, e.g. sd_study_extraction.sigma=0.5")
     model = build_model(benchmark_frame(args.scale), priors=priors or None)
     names = free_names(model)
     settings = SamplerSettings().for_model(model)
