@@ -16,11 +16,11 @@ import argparse
 import arviz as az
 import numpy as np
 import nutpie
-from mscbayes.inference import SamplerSettings, compiled_nutpie_model
-from mscbayes.model import build_model
-
 from sampler_benchmark import benchmark_frame, free_names
 from toolkit_gate import parse_seeds
+
+from mscbayes.inference import SamplerSettings, compiled_nutpie_model
+from mscbayes.model import build_model
 
 
 def coordinate_labels(model) -> list[str]:
@@ -72,8 +72,11 @@ def main(argv=None) -> None:
     labels = coordinate_labels(model)
     compiled = compiled_nutpie_model(model)
     for seed in parse_seeds(args.seeds):
+        # the arguments of mscbayes.inference._sample_nutpie, plus the two that store the divergences
         idata = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-                              cores=settings.resolved_cores(), seed=seed, save_warmup=False, progress_bar=False, target_accept=settings.target_accept, maxdepth=settings.max_treedepth,
+                              cores=settings.resolved_cores(), seed=seed, save_warmup=False, progress_bar=False,
+                              target_accept=settings.target_accept, maxdepth=settings.max_treedepth,
+                              low_rank_modified_mass_matrix=settings.mass_matrix == "low_rank",
                               store_divergences=True, store_unconstrained=True,
                               **({"use_grad_based_mass_matrix": False} if settings.mass_matrix == "diag_draws" else {}))
         stats = idata.sample_stats
