@@ -1,5 +1,5 @@
 """Where the fate model's divergences happen: the toolkit's first attempt (`SamplerSettings().for_model`, 4 chains)
-on the benchmark data, sampled by nutpie with `store_divergences=True`; for every divergent transition, the
+on the benchmark data, sampled through `mscbayes.inference.sample(..., store_divergences=True)`; for every divergent transition, the
 unconstrained coordinates furthest out at its start (in posterior SDs from the posterior mean) and those that moved
 most before the energy error; per seed also max R-hat and min bulk ESS over the free parameters (a screen, not the
 toolkit's full gate). Not a test; prints one block per divergence.
@@ -15,11 +15,10 @@ import argparse
 
 import arviz as az
 import numpy as np
-import nutpie
 from sampler_benchmark import benchmark_frame, free_names
 from toolkit_gate import parse_seeds
 
-from mscbayes.inference import SamplerSettings, compiled_nutpie_model
+from mscbayes.inference import SamplerSettings, sample
 from mscbayes.model import build_model
 
 
@@ -70,15 +69,8 @@ def main(argv=None) -> None:
     names = free_names(model)
     settings = SamplerSettings().for_model(model)
     labels = coordinate_labels(model)
-    compiled = compiled_nutpie_model(model)
     for seed in parse_seeds(args.seeds):
-        # the arguments of mscbayes.inference._sample_nutpie, plus the two that store the divergences
-        idata = nutpie.sample(compiled, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-                              cores=settings.resolved_cores(), seed=seed, save_warmup=False, progress_bar=False,
-                              target_accept=settings.target_accept, maxdepth=settings.max_treedepth,
-                              low_rank_modified_mass_matrix=settings.mass_matrix == "low_rank",
-                              store_divergences=True, store_unconstrained=True,
-                              **({"use_grad_based_mass_matrix": False} if settings.mass_matrix == "diag_draws" else {}))
+        idata = sample(model, settings=settings, seed=seed, progress=False, store_divergences=True)
         stats = idata.sample_stats
         posterior = idata.posterior[names]
         rhat = max(float(v.max()) for v in az.rhat(posterior).data_vars.values())

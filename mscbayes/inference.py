@@ -205,6 +205,7 @@ def sample(
     settings: SamplerSettings | None = None,
     seed: int,
     progress: bool = True,
+    store_divergences: bool = False,
 ) -> az.InferenceData:
     """Draw posterior samples from `model` with NUTS. The only place mscbayes calls a sampler.
 
@@ -214,11 +215,16 @@ def sample(
     The same int `seed` on the same model and settings gives identical draws — with nutpie, once pytensor's numba
     cache holds the compiled model: a model's first compile on a machine differs in the last bits, and so do its
     draws (benchmarks/README.md, ninth session).
+    ``store_divergences`` (nutpie only, for locating divergences; draws unchanged): ``sample_stats`` also holds the
+    start and end points of every divergent trajectory and every draw's unconstrained coordinates (nutpie's
+    ``divergence_start``, ``divergence_end``, ``unconstrained_draw``), in `model.value_vars` order.
     """
     seed = _check_seed(seed)
     settings = SamplerSettings() if settings is None else settings
     if not isinstance(settings, SamplerSettings):
         raise TypeError(f"settings must be a SamplerSettings, got {type(settings).__name__}")
+    if store_divergences and settings.sampler != "nutpie":
+        raise ValueError(f"store_divergences needs the nutpie sampler, not {settings.sampler!r}")
     if not isinstance(model, pm.Model):
         raise TypeError(f"model must be a pymc.Model, got {type(model).__name__}")
     settings = settings.for_model(model)
@@ -237,7 +243,8 @@ def sample(
         return_inferencedata=True,
     )
     if settings.sampler == "nutpie":
-        idata = _sample_nutpie(model, settings, seed=seed, cores=cores, progress=progress)
+        idata = _sample_nutpie(model, settings, seed=seed, cores=cores, progress=progress,
+                               store_divergences=store_divergences)
     elif settings.sampler == "pymc":
         idata = pm.sample(nuts_sampler="pymc", max_treedepth=settings.max_treedepth, **common)
     else:  # numpyro
@@ -364,7 +371,7 @@ def compiled_nutpie_model(model: pm.Model) -> Any:
 
 
 def _sample_nutpie(model: pm.Model, settings: SamplerSettings, *, seed: int, cores: int,
-                   progress: bool) -> az.InferenceData:
+                   progress: bool, store_divergences: bool = False) -> az.InferenceData:
     """nutpie's NUTS on the cached compiled model, returned with the groups ``pm.sample`` adds."""
     import nutpie
     from arviz.data.base import dict_to_dataset
@@ -388,6 +395,8 @@ def _sample_nutpie(model: pm.Model, settings: SamplerSettings, *, seed: int, cor
         target_accept=settings.target_accept,
         maxdepth=settings.max_treedepth,
         low_rank_modified_mass_matrix=settings.mass_matrix == "low_rank",
+        store_divergences=store_divergences,
+        store_unconstrained=store_divergences,
         # nutpie refuses this keyword with low-rank adaptation, so it is passed only when it changes something
         **({"use_grad_based_mass_matrix": False} if settings.mass_matrix == "diag_draws" else {}),
     )

@@ -157,6 +157,20 @@ def test_nutpie_same_seed_same_draws(toy_fit):
     xr.testing.assert_equal(toy_fit.idata.log_likelihood, again.log_likelihood)
 
 
+def test_store_divergences_keeps_the_draws_and_adds_the_points(toy_fit):
+    model = toy_fit.model()
+    located = sample(model, settings=toy_fit.settings, seed=toy_fit.seed, progress=False, store_divergences=True)
+    _assert_same_draws(toy_fit.idata, located)
+    n_coords = sum(int(np.size(v)) for v in model.initial_point().values())
+    stats = located.sample_stats
+    for name in ("divergence_start", "divergence_end", "unconstrained_draw"):
+        assert stats[name].shape[-1] == n_coords
+    assert "divergence_start" not in toy_fit.idata.sample_stats
+    with pytest.raises(ValueError, match="store_divergences needs the nutpie"):
+        sample(model, settings=replace(toy_fit.settings, sampler="pymc", mass_matrix=None), seed=1, progress=False,
+               store_divergences=True)
+
+
 def test_pymc_sampler_works_and_is_reproducible(toy_model, tiny_settings):
     settings = SamplerSettings(**{**tiny_settings.to_dict(), "sampler": "pymc"})
     a = sample(toy_model, settings=settings, seed=7, progress=False)
