@@ -1,16 +1,13 @@
-"""Command line: thin wrappers that parse arguments, call the public API and print the results.
+"""Command line: a thin skin over `mscbayes.api` (parse, call, print).
 
     mscbayes simulate DESIGN.toml --out data.csv --seed N     virtual experiment (+ data.truth.json)
-    mscbayes validate data.csv [--kind fate|coculture|nk]     check a table, list every problem
-    mscbayes fit data.csv --out fit.nc [--priors a.toml] [--sampler nutpie|pymc|numpyro] [--seed N]
-    mscbayes datasets list | mscbayes datasets show NAME        bundled published evidence with sources
-    mscbayes compare FIT.nc FIT.nc ... --out comparison.nc      grouped PSIS-LOO, stacking, verdict
-    mscbayes recovery DESIGN.toml --out rec.csv [--hypotheses H1,H2] [--replicates N]   would the design tell them apart?
-    mscbayes run ANALYSIS.toml --out DIR                      fit, compare, report (re-runs reuse fits)
+    mscbayes validate data.csv [--kind KIND]                  check a table, list every problem
+    mscbayes fit data.csv --out fit.nc [--hypothesis H] [--priors a.toml] [--seed N]
+    mscbayes compare FIT.nc FIT.nc ... --out comparison.nc    grouped PSIS-LOO, stacking, verdict
+    mscbayes recovery DESIGN.toml --out rec.csv [--hypotheses H1,H2] [--replicates N]
+    mscbayes run ANALYSIS.toml --out DIR [--refit [NAME]]     fit, compare, report (re-runs reuse fits)
     mscbayes report FIT_OR_COMPARISON ... -o report.html      report of existing fits / comparisons / run dirs
-
-Exit codes: 0 success, 1 invalid data, 2 other user errors, 3 a fit that fails its diagnostics
-(it is still written, marked untrustworthy).
+    mscbayes datasets list | mscbayes datasets show NAME      bundled published evidence with sources
 """
 
 from __future__ import annotations
@@ -23,12 +20,18 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="mscbayes: Bayesian models of MSC trapping, clearance and Treg induction.")
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+from . import __version__
 
-KINDS = ("fate", "invivo", "coculture", "nk", "derived")
+EXIT_CODES = {0: "success", 1: "invalid data (every problem is listed with its file, row and column)",
+              2: "a usage error: a missing file, an unknown option, model or hypothesis, a bad analysis file",
+              3: "a fit failed its diagnostics (it is still written, marked UNTRUSTWORTHY)",
+              4: "an internal error of mscbayes (please report it with the command and the message)"}
+_EPILOG = "Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()) + "."
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, epilog=_EPILOG,
+                  help="mscbayes: Bayesian models of MSC trapping, clearance and Treg induction.")
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 class UserError(Exception):
@@ -36,16 +39,25 @@ class UserError(Exception):
 
 
 def _fail(message: str, code: int = 2):
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print("[bold red]error:[/] ", end="")
+    err.print(message, markup=False)
     raise typer.Exit(code)
 
 
 def _guard(fn):
-    """Run a command body; turn expected failures into a clear message and exit code 2."""
+    """Run a command body; expected failures become one plain message and their exit code, anything else an
+    internal error (exit 4) that says how to report it."""
+    from pydantic import ValidationError
+
+    from . import families
+    from .compare import DataMismatchError, GroupingError
+    from .data.kinds import TableKindError
     from .data.validation import DataValidationError
+    from .families.fate import ModelDataError
+    from .families.fate.simulate import DesignError
+    from .inference import FitMismatchError
     from .priors import PriorError
-    from .compare import DataMismatchError
-    from .simulate import DesignError
+    from .run import AnalysisError
 
     try:
         return fn()
@@ -53,98 +65,91 @@ def _guard(fn):
         raise
     except DataValidationError as e:
         _fail(str(e), 1)
-    except (DesignError, PriorError, UserError, FileExistsError, FileNotFoundError, IsADirectoryError,
-            LookupError, DataMismatchError) as e:
+    except (ModelDataError, TableKindError) as e:
+        _fail(str(e), 1)
+    except (DesignError, PriorError, UserError, AnalysisError, FileExistsError, FileNotFoundError,
+            IsADirectoryError, NotADirectoryError, DataMismatchError, GroupingError, FitMismatchError,
+            families.UnknownFamilyError, families.UnknownHypothesisError, ValidationError) as e:
         _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
     except PermissionError as e:
         _fail(f"permission denied: {e.filename}")
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as e:  # noqa: BLE001 - the last line of defence: no traceback reaches the user
+        _fail(f"internal error ({type(e).__name__}: {e}). This is a bug in mscbayes {__version__}; please report it "
+              "with the command you ran and this message.", 4)
 
 
-def detect_kind(path: Path) -> str:
-    from .data.validation import read_csv_text
-
-    cols = set(read_csv_text(path).columns)
-    if "quantity" in cols:
-        return "derived"
-    if {"treatment", "readout"} <= cols:
-        return "invivo"
-    if {"organ", "assay"} & cols:
-        return "fate"
-    if {"msc_ratio", "donor"} <= cols or "readout" in cols:
-        return "coculture"
-    if "effector_target_ratio" in cols:
-        return "nk"
-    raise UserError(f"{path}: cannot tell the table kind from its columns; pass --kind {'|'.join(KINDS)}")
+def _version(value: bool):
+    if value:
+        out.print(f"mscbayes {__version__}")
+        raise typer.Exit()
 
 
-def read_any_table(path: Path, kind: str | None = None):
-    from . import data
-
-    kind = kind or detect_kind(path)
-    from .data.outcomes import read_invivo_table
-
-    readers = {"fate": read_invivo_table, "invivo": read_invivo_table, "coculture": data.read_coculture_table,
-               "nk": data.read_nk_table, "derived": _read_derived}
-    if kind not in readers:
-        raise UserError(f"unknown table kind {kind!r}; expected one of {', '.join(KINDS)}")
-    return readers[kind](path)
-
-
-def _read_derived(path):
-    """A dataset's derived-quantity table (half-lives, ratios, diameters ...), wrapped like a Table."""
-    from .data.registry import read_derived_table
-    from .data.validation import Table, frame_sha256
-
-    frame = read_derived_table(path)
-    return Table(kind="derived", frame=frame, source=str(path), sha256=frame_sha256(frame))
+@app.callback()
+def main_options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                              help="print the version and exit")):
+    """mscbayes: Bayesian models of MSC trapping, clearance and Treg induction."""
 
 
 @app.command()
 def simulate(design: Path = typer.Argument(..., help="design TOML (arms, routes, doses, times, organs, assays)"),
              out_path: Path = typer.Option(..., "--out", "-o", help="CSV file to write"),
              seed: int = typer.Option(0, "--seed", help="integer seed; same seed, same table"),
+             model: str = typer.Option("fate", "--model", help="the model whose simulator runs the design "
+                                       "(fate for in vivo designs, treg for co-culture designs)"),
+             hypothesis: Optional[str] = typer.Option(None, "--hypothesis",
+                                                      help="generate outcomes under this hypothesis (default: the "
+                                                           "design's own `hypothesis`, else H0)"),
              force: bool = typer.Option(False, "--force", help="overwrite an existing output file")):
-    """Simulate a virtual fate experiment; writes the table and, beside it, the generating parameters."""
+    """Simulate a virtual experiment; writes the table and, beside it, the generating parameters."""
 
     def body():
-        from .data.outcomes import read_invivo_table
+        from . import api, families
         from .provenance import atomic_write, ensure_writable
-        from .simulate import load_design
-        from .simulate import simulate as run
 
-        d = load_design(design)
+        family = families.get(model)
         truth_path = out_path.with_suffix(".truth.json")
         ensure_writable(out_path, force=force, what="output file")
         ensure_writable(truth_path, force=force, what="truth file")
-        table = run(d, seed=seed)
-        checked = read_invivo_table(table)  # validate before anything is written
+        if not design.is_file():
+            raise FileNotFoundError(f"design file not found: {design}")
+        table = api.simulate(design, model=family.name, seed=seed, hypothesis=hypothesis)
+        checked = family.read_table(table)  # validate before anything is written
+        out_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(out_path, lambda p: table.to_csv(p, index=False), force=force, what="output file")
-        truth = dict(table.attrs["truth"], data_sha256=checked.sha256, data_file=out_path.name)
+        truth = dict(table.attrs.get("truth", {}), data_sha256=checked.sha256, data_file=out_path.name)
         atomic_write(truth_path, lambda p: p.write_text(json.dumps(truth, indent=2, default=str)),
                      force=force, what="truth file")
-        n_animals = table["subject"].nunique()
-        n_cens = int((table["censored"] == "below_limit").sum())
-        out.print(f"simulated {len(table)} observations from {n_animals} animals in {len(d.arms)} arms "
-                  f"({n_cens} below the detection limit) -> {out_path}")
-        out.print(f"generating parameters -> {truth_path}")
-        out.print(f"validated: OK (sha256 {checked.sha256[:12]})")
+        under = truth.get("hypothesis") or truth.get("rule")
+        n_cens = int((table["censored"] == "below_limit").sum()) if "censored" in table else 0
+        out.print(f"simulated {len(table)} rows ({n_cens} below the detection limit)"
+                  + (f" under {under}" if under else "") + f" -> {out_path}", markup=False)
+        out.print(f"generating parameters -> {truth_path}", markup=False)
+        out.print(f"validated: OK (sha256 {checked.sha256[:12]})", markup=False)
 
     _guard(body)
 
 
 @app.command()
 def validate(path: Path = typer.Argument(..., help="CSV table to check"),
-             kind: Optional[str] = typer.Option(None, "--kind", help="fate | coculture | nk (default: detect)")):
+             kind: Optional[str] = typer.Option(None, "--kind", help="fate | invivo | coculture | nk | derived | "
+                                                "evidence (default: told from the columns)")):
     """Check a data table against its schema; every problem is listed with its row and column."""
 
     def body():
-        table = read_any_table(path, kind)
+        from . import api
+
+        if not path.exists():
+            raise FileNotFoundError(f"no such file: {path}")
+        table = api.read_table(path, kind=kind)
         f = table.frame
         extra = ""
-        if table.kind == "fate":
+        if {"study", "subject", "assay"} <= set(f.columns):
             extra = (f"; {f['study'].nunique()} studies, {f['subject'].nunique()} subjects, "
-                     f"assays {', '.join(sorted(f['assay'].unique()))}")
-        out.print(f"{path}: OK — {len(f)} rows ({table.kind} table){extra} (sha256 {table.sha256[:12]})")
+                     f"assays {', '.join(sorted(f['assay'].dropna().astype(str).unique()))}")
+        out.print(f"{path}: OK — {len(f)} rows ({table.kind} table){extra} (sha256 {table.sha256[:12]})",
+                  markup=False)
 
     _guard(body)
 
@@ -156,27 +161,42 @@ app.add_typer(datasets_app, name="datasets")
 @datasets_app.command("list")
 def datasets_list():
     """List the bundled datasets: role (MSC fate, comparator, anatomy, Treg in vitro), species, rows."""
-    _guard(lambda: out.print(__import__("mscbayes.data.registry", fromlist=["x"]).format_dataset_list()))
+
+    def body():
+        from .data.registry import format_dataset_list
+
+        out.print(format_dataset_list(), markup=False)
+
+    _guard(body)
 
 
 @datasets_app.command("show")
 def datasets_show(name: str = typer.Argument(..., help="dataset name (see `mscbayes datasets list`)")):
     """Show a dataset: citation, caveats, and every value with its source and location in the paper."""
-    _guard(lambda: out.print(__import__("mscbayes.data.registry", fromlist=["x"]).show_dataset(name), markup=False))
 
+    def body():
+        from .data.registry import show_dataset
 
-MODEL_FOR_TABLE = {"fate": "fate", "invivo": "mechanisms", "coculture": "treg"}
+        out.print(show_dataset(name), markup=False)
+
+    _guard(body)
 
 
 @app.command()
-def fit(data: Path = typer.Argument(..., help="CSV table (fate: in vivo fate; coculture: Treg co-culture)"),
+def fit(data: Path = typer.Argument(..., help="CSV table (fate, combined in vivo, co-culture or evidence table)"),
         out_path: Path = typer.Option(..., "--out", "-o", help="NetCDF file for the fit"),
-        priors: Optional[Path] = typer.Option(None, "--priors", help="TOML analysis file with [priors.*] overrides"),
+        priors: Optional[Path] = typer.Option(None, "--priors", help="TOML file with [priors.NAME] overrides"),
         sampler: str = typer.Option("nutpie", "--sampler", help="nutpie (default) | pymc | numpyro"),
         seed: int = typer.Option(0, "--seed", help="integer seed; same seed and data, identical draws"),
-        hypothesis: Optional[str] = typer.Option(None, "--hypothesis", help="hypothesis or pathway rule to fit"),
-        draws: int = typer.Option(1000, "--draws"), tune: int = typer.Option(1000, "--tune"),
-        chains: int = typer.Option(4, "--chains"),
+        hypothesis: Optional[str] = typer.Option(None, "--hypothesis",
+                                                 help="the hypothesis or rule to fit; by model: "
+                                                      + "fate: kinetics; mechanisms: H0, H1, H2, H3, H4, H_mix; "
+                                                        "treg: redundant, all_required, monocyte_sequential"),
+        model: Optional[str] = typer.Option(None, "--model", help="fate | mechanisms | evidence | treg (default: "
+                                            "from the table and the hypothesis)"),
+        draws: int = typer.Option(1000, "--draws", help="posterior draws per chain"),
+        tune: int = typer.Option(1000, "--tune", help="warm-up (tuning) steps per chain"),
+        chains: int = typer.Option(4, "--chains", help="number of chains"),
         fallback: bool = typer.Option(True, "--fallback/--no-fallback",
                                       help="when diagnostics fail, retry with more tuning, higher target "
                                            "acceptance, then the other sampler (default on)"),
@@ -184,44 +204,39 @@ def fit(data: Path = typer.Argument(..., help="CSV table (fate: in vivo fate; co
     """Fit a model to a table; prints a short summary and the diagnostics verdict."""
 
     def body():
-        from .inference import SamplerSettings, fit_model
+        from . import api
+        from .priors import read_prior_overrides
         from .provenance import ensure_writable
 
         if sampler not in ("nutpie", "pymc", "numpyro"):
             raise UserError(f"--sampler must be nutpie, pymc or numpyro, got {sampler!r}")
         ensure_writable(out_path, force=force, what="fit file")
-        table = read_any_table(data)
-        kind = MODEL_FOR_TABLE.get(table.kind)
-        if kind is None:
-            raise UserError(f"{data}: no model fits a {table.kind} table on its own yet")
-        prior_arg = None
-        if priors is not None:
-            if kind == "fate":
-                from .priors import load_priors, priors_to_dict
-
-                prior_arg = priors_to_dict(load_priors(priors))
-            else:
-                import tomllib
-
-                prior_arg = tomllib.loads(priors.read_text(encoding="utf-8")).get("priors", {})
-        settings = SamplerSettings(sampler=sampler, draws=draws, tune=tune, chains=chains)
-        out.print(f"fitting the {kind} model to {len(table.frame)} rows of {data} "
-                  f"({sampler}, {chains} chains x {draws} draws, seed {seed})")
-        result = fit_model(kind, table, priors=prior_arg, hypothesis=hypothesis, settings=settings, seed=seed,
-                           fallback=fallback)
-        result.save(out_path, force=force)
+        if not data.exists():
+            raise FileNotFoundError(f"no such file: {data}")
+        table = api.read_table(data)
+        family = api.model_for(table, hypothesis, model)
+        canonical = family.check_hypothesis(hypothesis)
+        family.check_data(table.frame, canonical)
+        overrides = read_prior_overrides(priors) if priors is not None else None
+        family.resolve_priors(overrides, source=str(priors))  # a bad prior fails now, not after sampling
+        out.print(f"fitting the {family.label} model{f' ({canonical})' if canonical else ''} to {len(table.frame)} "
+                  f"rows of {data} ({sampler}, {chains} chains x {draws} draws, seed {seed})", markup=False)
+        result = api.fit(table, model=family.name, hypothesis=canonical, priors=overrides, seed=seed,
+                         sampler=sampler, draws=draws, tune=tune, chains=chains, fallback=fallback,
+                         out=out_path, force=force)
         summary = result.summary()
         keep = [v for v in summary.index if not v.startswith(("z_", "log_kd_animal", "extraction_shift_animal",
                                                              "log_recovery_animal"))]
-        shown = summary.loc[keep[:40], ["mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk"]]
-        out.print(shown.to_string(), markup=False, highlight=False)
+        shown = summary.loc[keep[:40], [c for c in summary.columns if c in (
+            "mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk")]]
+        out.print(shown.to_string(), markup=False)
         if len(keep) > 40:
-            out.print(f"... {len(keep) - 40} more rows: `arviz.summary(Fit.load('{out_path}').idata)`", markup=False)
+            out.print(f"... {len(keep) - 40} more rows: `arviz.summary(mscbayes.load_fit('{out_path}').idata)`",
+                      markup=False)
         for note in result.design_notes:
-            out.print(f"[yellow]design: {note}[/]")
-        colour = "green" if result.trustworthy else "bold red"
-        out.print(f"[{colour}]{result.diagnostics.text()}[/]")
-        out.print(f"fit written to {out_path} ({result.wall_seconds:.0f} s)")
+            out.print(f"design: {note}", style="yellow", markup=False)
+        out.print(result.diagnostics.text(), style="green" if result.trustworthy else "bold red", markup=False)
+        out.print(f"fit written to {out_path} ({result.wall_seconds:.0f} s)", markup=False)
         if not result.trustworthy:
             raise typer.Exit(3)
 
@@ -231,14 +246,18 @@ def fit(data: Path = typer.Argument(..., help="CSV table (fate: in vivo fate; co
 @app.command()
 def compare(fits: list[Path] = typer.Argument(..., help="two or more fit files made on the same data"),
             out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="NetCDF file for the comparison"),
-            group: str = typer.Option("animal", "--group", help="leave-one-out unit: animal | study (donor for Treg fits)"),
+            group: Optional[str] = typer.Option(None, "--group", help="leave-one-out unit (default: the model's: "
+                                                "animal for fate and mechanism fits, donor for Treg rules)"),
             seed: int = typer.Option(0, "--seed", help="integer seed for BB-pseudo-BMA and K-fold refits"),
-            kfold: str = typer.Option("auto", "--kfold", help="exact K-fold by group: auto (when Pareto k is high) | always | never"),
+            kfold: str = typer.Option("auto", "--kfold", help="exact K-fold by group: auto (when Pareto k is high) "
+                                      "| always | never"),
             force: bool = typer.Option(False, "--force", help="overwrite an existing comparison file")):
-    """Compare hypotheses fitted to the same data: grouped PSIS-LOO, stacking weights, Pareto-k, verdict."""
+    """Compare hypotheses fitted to the same data: grouped PSIS-LOO, stacking weights, Pareto-k, verdict.
+    Exits 3 when any compared fit is untrustworthy."""
 
     def body():
-        from .compare import compare_fits
+        from . import api
+        from .inference import Fit
         from .provenance import ensure_writable
 
         if len(fits) < 2:
@@ -248,12 +267,20 @@ def compare(fits: list[Path] = typer.Argument(..., help="two or more fit files m
             raise UserError(f"--kfold must be auto, always or never, got {kfold!r}")
         if out_path is not None:
             ensure_writable(out_path, force=force, what="comparison file")
-        result = compare_fits([str(f) for f in fits], group=group, out=out_path, seed=seed, force=force,
-                              kfold=modes[kfold])
-        out.print(result.table.to_string(), markup=False, highlight=False)
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+        loaded = [Fit.load(f, rebuild=False) for f in fits]
+        result = api.compare([str(f) for f in fits], group=group, out=out_path, seed=seed, force=force,
+                             kfold=modes[kfold])
+        out.print(result.table.to_string(), markup=False)
         out.print(result.verdict_text(), markup=False)
+        bad = [str(p) for p, f in zip(fits, loaded) if not f.trustworthy]
         if out_path is not None:
-            out.print(f"comparison written to {out_path}")
+            out.print(f"comparison written to {out_path}", markup=False)
+        if bad:
+            out.print(f"UNTRUSTWORTHY fits compared ({', '.join(bad)}): their LOO numbers are not reliable; refit "
+                      "them (mscbayes fit ... --force) before reading this comparison", style="bold red",
+                      markup=False)
+            raise typer.Exit(3)
 
     _guard(body)
 
@@ -261,40 +288,45 @@ def compare(fits: list[Path] = typer.Argument(..., help="two or more fit files m
 @app.command()
 def recovery(design: Path = typer.Argument(..., help="design TOML with outcome readouts (see analyses/recovery_*.toml)"),
              out_path: Path = typer.Option(..., "--out", "-o", help="CSV file: one row per simulated data set"),
-             hypotheses: str = typer.Option("H1,H2", "--hypotheses", help="comma list: generating = candidate hypotheses"),
+             hypotheses: str = typer.Option("H1,H2", "--hypotheses", help="comma list: generating = candidate "
+                                            "hypotheses"),
+             model: str = typer.Option("mechanisms", "--model", help="the model whose hypotheses are compared"),
              replicates: int = typer.Option(5, "--replicates", help="simulated data sets per generating hypothesis"),
              seed: int = typer.Option(0, "--seed", help="integer seed; fixes every simulation and fit"),
-             draws: int = typer.Option(1000, "--draws"), tune: int = typer.Option(700, "--tune"),
-             chains: int = typer.Option(2, "--chains"),
+             draws: int = typer.Option(1000, "--draws", help="posterior draws per chain"),
+             tune: int = typer.Option(700, "--tune", help="warm-up (tuning) steps per chain"),
+             chains: int = typer.Option(2, "--chains", help="number of chains"),
              force: bool = typer.Option(False, "--force", help="overwrite an existing output file")):
     """Would this design tell the hypotheses apart? Simulate under each, fit all, report how often the
     generating hypothesis wins (largest stacking weight) and is separated (> 2 SE and > 4 nats)."""
 
     def body():
+        import tomllib
+
+        from . import families
         from .inference import SamplerSettings
         from .provenance import atomic_write, ensure_writable
         from .recovery import model_recovery
-        from .simulate import load_design
 
+        family = families.get(model)
         names = [h.strip() for h in hypotheses.split(",") if h.strip()]
         if len(names) < 2:
             raise UserError("--hypotheses needs at least two hypotheses, e.g. H1,H2")
         if replicates < 1:
             raise UserError(f"--replicates must be at least 1, got {replicates}")
-        from .mechanisms.hypotheses import check_hypothesis
-
         for h in names:
-            try:
-                check_hypothesis(h)
-            except ValueError as e:
-                raise UserError(f"--hypotheses: {e}") from None
+            family.check_hypothesis(h)
         ensure_writable(out_path, force=force, what="recovery table")
-        study = model_recovery(load_design(design), generating=names, candidates=names, replicates=replicates,
+        if not design.is_file():
+            raise FileNotFoundError(f"design file not found: {design}")
+        d = family.load_design(tomllib.loads(design.read_text(encoding="utf-8")), source=str(design))
+        study = model_recovery(d, model=family.name, generating=names, candidates=names, replicates=replicates,
                                settings=SamplerSettings(draws=draws, tune=tune, chains=chains), seed=seed,
                                progress=False)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(out_path, lambda tmp: study.table.to_csv(tmp, index=False), force=force, what="recovery table")
-        out.print(study.summary().to_string(), markup=False, highlight=False)
-        out.print(f"recovery table written to {out_path}")
+        out.print(study.summary().to_string(), markup=False)
+        out.print(f"recovery table written to {out_path}", markup=False)
 
     _guard(body)
 
@@ -302,18 +334,19 @@ def recovery(design: Path = typer.Argument(..., help="design TOML with outcome r
 @app.command()
 def run(analysis: Path = typer.Argument(..., help="analysis TOML: data sets, models, hypotheses, sampler settings"),
         out_dir: Path = typer.Option(..., "--out", "-o", help="directory for data, fits, comparisons and the report"),
+        refit: Optional[list[str]] = typer.Option(None, "--refit", help="refit instead of reusing earlier fits: "
+                                                  "'--refit' alone refits everything, '--refit NAME' the fits of a "
+                                                  "fit or data set name (repeatable)"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress messages")):
     """Fit every hypothesis of the analysis file, compare them, write report.html + report.md (fits already done
-    for the same data, priors and settings are reused)."""
+    for the same data, priors and settings are reused unless --refit)."""
 
     def body():
-        from .run import AnalysisError, run_cli
+        from .run import run_cli
 
-        try:
-            code = run_cli(analysis, out_dir, progress=not quiet,
-                           echo=lambda m: err.print(m, markup=False, highlight=False))
-        except AnalysisError as e:
-            raise UserError(str(e)) from None
+        which = True if refit and "*" in refit else (list(refit) if refit else False)
+        code = run_cli(analysis, out_dir, progress=not quiet, refit=which,
+                       echo=lambda m: err.print(m, markup=False))
         if code:
             raise typer.Exit(code)
 
@@ -321,28 +354,48 @@ def run(analysis: Path = typer.Argument(..., help="analysis TOML: data sets, mod
 
 
 @app.command()
-def report(inputs: list[Path] = typer.Argument(..., help="fit files (.nc), comparison files (.json/.nc) or run directories"),
-           out_path: Path = typer.Option(..., "--out", "-o", help="HTML file (report.md and report_figures/ beside it)"),
-           title: Optional[str] = typer.Option(None, "--title"),
+def report(inputs: list[Path] = typer.Argument(..., help="fit files (.nc), comparison files (.json/.nc) or run "
+                                                "directories"),
+           out_path: Path = typer.Option(..., "--out", "-o", help="HTML file (report.md and report_figures/ beside "
+                                         "it); its folder is created"),
+           title: Optional[str] = typer.Option(None, "--title", help="the report's title"),
            no_markdown: bool = typer.Option(False, "--no-markdown", help="skip the Markdown twin"),
            force: bool = typer.Option(False, "--force", help="overwrite existing report files")):
-    """Write the self-contained posterior report of existing fits and comparisons."""
+    """Write the self-contained posterior report of existing fits and comparisons (exit 3 if any fit is
+    untrustworthy; the report is written either way)."""
 
     def body():
-        from .report import report_cli
+        from . import api
 
-        code = report_cli(inputs, out_path, title=title, markdown=not no_markdown, force=force,
-                          echo=lambda m: err.print(m, markup=False, highlight=False))
-        if code:
-            raise typer.Exit(code)
+        say = lambda m: err.print(m, markup=False)  # noqa: E731
+        for p in inputs:
+            if not p.exists():
+                raise FileNotFoundError(f"no such file: {p}")
+        say(f"building the report of {len(inputs)} input(s)")
+        result = api.report([str(p) for p in inputs], out=out_path, title=title, markdown=not no_markdown,
+                            force=force, progress=say)
+        say(f"wrote {out_path}")
+        if not result.trustworthy:
+            say("UNTRUSTWORTHY: " + "; ".join(f"{f.name}: {f.verdict}" for f in result.untrustworthy_fits))
+            raise typer.Exit(3)
 
     _guard(body)
 
 
+def _expand_refit(argv: list[str]) -> list[str]:
+    """`--refit` without a value means every fit ("*")."""
+    out = []
+    for i, a in enumerate(argv):
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        out.append("--refit=*" if a == "--refit" and (nxt is None or nxt.startswith("-")) else a)
+    return out
+
+
 def main(argv: list[str] | None = None):
     """Entry point of the `mscbayes` console script."""
-    app(args=argv, prog_name="mscbayes")
+    argv = sys.argv[1:] if argv is None else argv
+    app(args=_expand_refit(list(argv)), prog_name="mscbayes")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -444,27 +444,41 @@ def _load_fit(obj: Any):
     return obj, None
 
 
-def _labels_for(fit: Any, group: str) -> dict | None:
-    """Observation labels of a mechanism or fate fit (None for kinds that carry their own grouping)."""
-    kind = getattr(fit, "kind", None)
-    data = getattr(fit, "data", None)
-    if kind not in ("mechanisms", "fate") or data is None:
-        return None
-    from .hypotheses_model import observation_groups
+def _family_of(fits: Mapping[str, Any]):
+    """The one model family of `fits` (None for bare InferenceData); fits of different families are refused."""
+    from . import families
 
-    labels = observation_groups(data, "study" if group == "study" else "animal")
+    kinds = {getattr(f, "kind", None) for f in fits.values()}
+    if len(kinds) > 1:
+        raise DataMismatchError(f"the fits are of different models {sorted(map(str, kinds))}; compare the "
+                                "hypotheses of one model fitted to the same data")
+    kind = next(iter(kinds))
+    return None if kind is None else families.get(kind)
+
+
+def _labels_for(fit: Any, family, group: str) -> dict | None:
+    """Observation labels of each log-likelihood variable by `group` (None when the family has none)."""
+    data = getattr(fit, "data", None)
+    if family is None or data is None:
+        return None
+    labels = family.groups(data, group)
+    if labels is None:
+        return None
     ll = fit.idata.log_likelihood
     return {k: v for k, v in labels.items() if k in ll}
 
 
-def compare_fits(fits: Any, *, group: str = "animal", out: Any = None, seed: int = 0, kfold: bool | str = "auto",
-                 k_folds: int = KFOLD_DEFAULT, kfold_settings: Any = None, force: bool = False) -> HypothesisComparison:
-    """Compare fits of competing hypotheses on the same data: leave-one-animal-out (or -study-out) PSIS-LOO,
+def compare_fits(fits: Any, *, group: str | None = None, out: Any = None, seed: int = 0,
+                 kfold: bool | str = "auto", k_folds: int = KFOLD_DEFAULT, kfold_settings: Any = None,
+                 force: bool = False) -> HypothesisComparison:
+    """Compare fits of competing hypotheses of one model on the same data: leave-one-group-out PSIS-LOO,
     stacking and BB-pseudo-BMA weights, a Pareto-k table, and exact K-fold by group when k is high.
 
     fits: paths of saved fits, Fit objects, or a mapping name → either (names default to the hypothesis,
-    else the file stem); group: "animal" or "study" (mechanism fits), or any grouping `compare_models`
-    understands; kfold: "auto" (when any Pareto k > good_k), True (always) or False (never);
+    else the file stem); group: the leave-out unit (default: the model family's, e.g. animal for the fate
+    and mechanism models, donor for Treg rules, whose comparison uses each donor's new-donor likelihood,
+    `Family.loo_view`), or any grouping `compare_models` understands; kfold: "auto" (when any Pareto k >
+    good_k), True (always) or False (never);
     k_folds: folds of the fallback; kfold_settings: SamplerSettings for the refits (default: each fit's own);
     out: also save the comparison there. Raises `DataMismatchError` for fits made on different data.
     """
@@ -486,12 +500,17 @@ def compare_fits(fits: Any, *, group: str = "animal", out: Any = None, seed: int
         sources[str(name)] = src or str(name)
     if len(loaded) < 2:
         raise ValueError("compare_fits needs at least two fits")
-    kinds = {getattr(f, "kind", None) for f in loaded.values()}
-    if len(kinds) > 1 and not kinds <= {"mechanisms", "fate"}:
-        raise DataMismatchError(f"the fits are of different model kinds {sorted(map(str, kinds))}; "
-                                "only models of the same data can be compared")
-    labels = {n: lab for n, f in loaded.items() if (lab := _labels_for(f, group)) is not None}
-    base = compare_models(loaded, group=group, labels=labels or None, seed=seed)
+    family = _family_of(loaded)
+    group = group or (family.default_group if family is not None else "animal")
+    compared = loaded
+    if family is not None and family.loo_view is not None and group == family.default_group:
+        compared = {}
+        for n, f in loaded.items():
+            compared[n], group = family.loo_view(f)
+        labels = {}
+    else:
+        labels = {n: lab for n, f in loaded.items() if (lab := _labels_for(f, family, group)) is not None}
+    base = compare_models(compared, group=group, labels=labels or None, seed=seed)
     result = HypothesisComparison(table=base.table, pareto_k=base.pareto_k, loo=base.loo, group=base.group,
                                   data_sha256=base.data_sha256, verdict=base.verdict, names=sources)
     run_kfold = kfold is True or (kfold == "auto" and not base.reliable)

@@ -3,14 +3,14 @@
 * `sample(model, settings=..., seed=...)` is the only function in mscbayes that calls a sampler
   (nutpie with the numba backend by default, compiled once per model and reused with swapped
   data; ``pm.sample`` for PyMC's NUTS and numpyro).
-* `fit_model(kind, table, ...)` builds the registered model kind, samples, diagnoses and, if the
-  diagnostics fail, retries along a short ladder of safer settings.
+* `fit_model(model, table, ...)` builds a model family's model (`mscbayes.families`), samples, diagnoses
+  and, if the diagnostics fail, retries along a short ladder of safer settings.
 * `Fit` is InferenceData plus everything needed to trust, reproduce and rebuild it; it is saved
   as one NetCDF file (atomically) and `Fit.load` refuses a file whose data or model no longer
   match.
 
-This module never imports model code: a saved fit names its model *kind*, and
-`mscbayes.registry` knows how to rebuild it.
+A saved fit names its model family (``kind``); the family's contract rebuilds it. This module holds no
+model-specific code.
 """
 
 from __future__ import annotations
@@ -36,22 +36,23 @@ import pytensor
 import pytensor.tensor as pt
 import xarray as xr
 
-from mscbayes import registry
+from mscbayes import families
+from mscbayes.constants import INTERVAL_PROB
 from mscbayes.diagnostics import Diagnostics, diagnose
+from mscbayes.priors import priors_to_dict
 from mscbayes.provenance import (
     atomic_write,
     canonical_json,
     ensure_writable,
     frame_dtypes,
     frame_from_csv,
-    frame_sha256,
     frame_to_csv,
     package_versions,
     sha256_text,
+    stored_table_sha256,
 )
 
 __all__ = [
-    "HDI_PROB",
     "FORMAT_VERSION",
     "SamplerSettings",
     "sample",
@@ -65,8 +66,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Credible-interval mass used in every summary table.
-HDI_PROB: float = 0.94
 #: Version of the fit-file layout written by `Fit.save`.
 FORMAT_VERSION: str = "1"
 #: Name of the NetCDF group that holds the exact data table.
@@ -549,21 +548,17 @@ class Fit:
 
     @property
     def design_notes(self) -> list[str]:
-        """What the fitted fate read-outs cannot tell apart (`mechanisms.assays.identifiability_notes`): a
-        design fact to read beside wide or slowly mixing rates; empty for other model kinds."""
-        if self.kind not in ("fate", "mechanisms") or "assay" not in self.data:
-            return []
-        from mscbayes.mechanisms.assays import identifiability_notes
-
-        return identifiability_notes(self.data["assay"].dropna().unique())
+        """What the table's read-outs cannot tell apart (the family's `design_notes`): a design fact to read
+        beside wide or slowly mixing rates."""
+        return list(self.family.design_notes(self.data))
 
     def summary(self, var_names: Sequence[str] | None = None, significant: int = 3) -> pd.DataFrame:
-        """`az.summary` with the project's 94 % HDI; ``.attrs`` carries the verdict.
+        """`az.summary` with the project's interval (`constants.INTERVAL_PROB`); ``.attrs`` carries the verdict.
 
         Estimates (mean, sd, HDI, MCSE) keep `significant` significant figures, so a rate of 0.0042 per hour
         is not shown as 0.0 (arviz rounds to 2 decimals); R-hat keeps 3 decimals, as the verdict reads it
         (1.013 fails R-hat <= 1.01, which 2 decimals would show as 1.01); ESS is a whole number."""
-        table = az.summary(self.idata, var_names=var_names, hdi_prob=HDI_PROB, round_to="none")
+        table = az.summary(self.idata, var_names=var_names, hdi_prob=INTERVAL_PROB, round_to="none")
         for column in table.columns:
             if column == "r_hat":
                 table[column] = table[column].round(3)
@@ -587,13 +582,18 @@ class Fit:
 
     # ------------------------------------------------------------------ rebuild
 
+    @property
+    def family(self) -> families.Family:
+        """The model family this fit was made with (`mscbayes.families`)."""
+        return families.get(self.kind)
+
     def _rebuild(self) -> None:
-        kind = registry.get(self.kind)
-        table = kind.read_table(self.data.copy())
+        family = self.family
+        table = family.read_table(self.data.copy())
         frame = getattr(table, "frame", None)
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(
-                f"registry kind {self.kind!r}: read_table returned {type(table).__name__} "
+                f"model {self.kind!r}: read_table returned {type(table).__name__} "
                 "without a DataFrame 'frame' attribute"
             )
         new_hash = str(getattr(table, "sha256", ""))
@@ -603,7 +603,7 @@ class Fit:
                 f"{new_hash[:12]}, but the fit was sampled on data hash {self.data_sha256[:12]}; "
                 "the fit cannot be rebuilt on the data it was sampled from"
             )
-        model = kind.build(frame, self.priors, self.hypothesis)
+        model = family.build(frame, family.resolve_priors(self.priors), self.hypothesis)
         if self._stored_signature is not None:
             new_sig = model_signature(model)
             if model_fingerprint(new_sig) != model_fingerprint(self._stored_signature):
@@ -632,7 +632,7 @@ class Fit:
             "seed": self.seed,
             "data_source": self.data_source,
             "data_sha256": self.data_sha256,
-            "table_sha256": frame_sha256(self.data),
+            "table_sha256": stored_table_sha256(self.data),
             "diagnostics": self.diagnostics.to_dict(),
             "trustworthy": self.trustworthy,
             "verdict": verdict,
@@ -688,7 +688,7 @@ class Fit:
         """Read a fit written by `save`.
 
         Checks that the stored table still hashes to what was recorded; with ``rebuild=True``
-        (default) it also re-validates the table through ``registry.get(kind).read_table``,
+        (default) it also re-validates the table through its family's ``read_table``,
         rebuilds the model with the stored priors and hypothesis, and compares its fingerprint.
         Any difference raises `FitMismatchError` saying what differs. With ``rebuild=False``
         these checks run on the first call of `Fit.model`.
@@ -798,20 +798,20 @@ def _badness(diag: Diagnostics) -> tuple[float, ...]:
     )
 
 
-def _as_table(kind: registry.ModelKind, table: Any) -> Any:
+def _as_table(family: families.Family, table: Any) -> Any:
     if all(hasattr(table, a) for a in ("kind", "frame", "source", "sha256")) and isinstance(
         table.frame, pd.DataFrame
     ):
         return table
-    # a DataFrame or a path: let the kind's reader validate it
-    validated = kind.read_table(table)
+    # a DataFrame or a path: let the family's reader validate it
+    validated = family.read_table(table)
     if not isinstance(getattr(validated, "frame", None), pd.DataFrame):
-        raise TypeError(f"read_table of kind {kind.name!r} did not return a Table")
+        raise TypeError(f"read_table of model {family.name!r} did not return a Table")
     return validated
 
 
 def fit_model(
-    kind: str,
+    model: str | families.Family,
     table: Any,
     *,
     priors: Mapping[str, Any] | None = None,
@@ -822,10 +822,13 @@ def fit_model(
     fallback: bool = True,
     thresholds: Mapping[str, float] | None = None,
 ) -> Fit:
-    """Build the registered model `kind` on `table`, sample it, diagnose it.
+    """Build the model of family `model` (a name from `mscbayes.families` or a `Family`) on `table`, sample it,
+    diagnose it.
 
     `table` is a validated Table (kind, frame, source, sha256); a DataFrame or path is first
-    validated with the kind's ``read_table``. `thresholds` are passed to `diagnose` (e.g.
+    validated with the family's ``read_table``. `priors`: overrides (``{name: {param: value}}``), a table of
+    `Prior` objects or its stored form; the fit records the resolved table. `hypothesis`: one of the family's
+    hypotheses (None: its default). `thresholds` are passed to `diagnose` (e.g.
     ``{"ess_bulk_min": 100}`` for small test fits). If the diagnostics fail and
     ``fallback=True``, the settings of `fallback_ladder` are tried in turn until one passes;
     every attempt is recorded in ``Fit.attempts`` and the best one is kept. A fit that still
@@ -833,9 +836,13 @@ def fit_model(
     """
     seed = _check_seed(seed)
     settings = SamplerSettings() if settings is None else settings
-    model_kind = registry.get(kind)
-    table = _as_table(model_kind, table)
-    priors = dict(priors or {})
+    family = families.get(model)
+    kind = family.name
+    hypothesis = family.check_hypothesis(hypothesis)
+    table = _as_table(family, table)
+    family.check_data(table.frame, hypothesis)
+    resolved = family.resolve_priors(priors, source="priors")
+    priors = priors_to_dict(resolved)
     canonical_json(priors)  # fail now, not after sampling, if the priors cannot be stored
     thresholds = dict(thresholds or {})
     allowed = set(inspect.signature(diagnose).parameters) - {"idata"}
@@ -846,8 +853,8 @@ def fit_model(
         )
 
     started = time.perf_counter()
-    model = model_kind.build(table.frame, priors, hypothesis)
-    settings = settings.for_model(model)
+    pm_model = family.build(table.frame, resolved, hypothesis)
+    settings = settings.for_model(pm_model)
     ladder = fallback_ladder(settings) if fallback else [settings]
 
     attempts: list[dict[str, Any]] = []
@@ -861,7 +868,7 @@ def fit_model(
             "cores_used": attempt_settings.resolved_cores(),
         }
         try:
-            idata = sample(model, settings=attempt_settings, seed=seed, progress=progress)
+            idata = sample(pm_model, settings=attempt_settings, seed=seed, progress=progress)
         except Exception as err:
             if number == 1:
                 raise
@@ -906,8 +913,8 @@ def fit_model(
         versions=package_versions(),
         wall_seconds=round(time.perf_counter() - started, 3),
     )
-    fit._model = model
-    fit._stored_signature = model_signature(model)
+    fit._model = pm_model
+    fit._stored_signature = model_signature(pm_model)
     fit.idata.attrs.update(fit.provenance())
     if not fit.trustworthy:
         log.warning(

@@ -30,7 +30,7 @@ __all__ = [
     "frame_to_csv",
     "frame_dtypes",
     "frame_from_csv",
-    "frame_sha256",
+    "stored_table_sha256",
     "atomic_write",
     "ensure_writable",
 ]
@@ -119,7 +119,7 @@ NA_TOKEN = "\\N"  # how a missing value is written in stored tables (as PostgreS
 def frame_to_csv(frame: pd.DataFrame) -> str:
     """The canonical CSV text of a table: no index, ``\\n`` line ends, floats in round-trip repr.
 
-    This text is what is stored in a fit file and what :func:`frame_sha256` hashes.
+    This text is what is stored in a fit file and what :func:`stored_table_sha256` hashes.
     """
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"expected a pandas DataFrame, got {type(frame).__name__}")
@@ -129,8 +129,9 @@ def frame_to_csv(frame: pd.DataFrame) -> str:
     return frame.to_csv(index=False, lineterminator="\n", na_rep=NA_TOKEN)
 
 
-def frame_sha256(frame: pd.DataFrame) -> str:
-    """Hash of the table's content (column names and values, via its canonical CSV text)."""
+def stored_table_sha256(frame: pd.DataFrame) -> str:
+    """Hash of the exact CSV text a fit file stores (an integrity check of the file; the *data* hash of a
+    validated table, which ignores layout, is `mscbayes.data.frame_sha256`)."""
     return sha256_text(frame_to_csv(frame))
 
 

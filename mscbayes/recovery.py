@@ -1,15 +1,16 @@
 """Model recovery: on a given design, how often does the comparison pick the hypothesis that generated
-the data? The design question behind "which data would settle it" (mechanisms.md §9).
+the data? The design question behind "which data would settle it" (docs/science.md §9).
 
     model_recovery(design, generating=("H1", "H2"), candidates=("H1", "H2"), replicates=5, ...)
         -> RecoveryStudy (one row per simulated data set; recovery and separation rates)
 
-Each replicate is simulated with `simulate.simulate_mechanisms` under a generating hypothesis, every
-candidate hypothesis is fitted to it, and the candidates are compared by leave-one-animal-out PSIS-LOO
-with stacking weights (`compare.compare_models`). Each candidate's model is compiled once: the mechanism
-model keeps observed values, detection limits and censoring in ``pm.Data``, so the model built on a later
-replicate is the same computation with other data, and `inference.sample` reuses the compiled model
-(`inference.compiled_nutpie_model` checks the graphs are identical, constants included).
+Works for any model family with a simulator (`mscbayes.families`; default the mechanism model): each
+replicate is simulated by the family under a generating hypothesis, every candidate hypothesis is fitted to
+it, and the candidates are compared by leave-one-group-out PSIS-LOO with stacking weights
+(`compare.compare_models`). Each candidate's model is compiled once: the models keep observed values,
+detection limits and censoring in ``pm.Data``, so the model built on a later replicate is the same computation
+with other data, and `inference.sample` reuses the compiled model (`inference.compiled_nutpie_model` checks the
+graphs are identical, constants included).
 """
 
 from __future__ import annotations
@@ -22,13 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import families
 from .compare import compare_models
-from .data.outcomes import read_invivo_table
 from .diagnostics import diagnose
-from .hypotheses_model import build_mechanism_model, observation_groups
 from .inference import SamplerSettings, sample
-from .mechanisms import hypotheses as hyp
-from .simulate import Design, DesignError, simulate_mechanisms
 
 __all__ = ["RecoveryStudy", "model_recovery"]
 
@@ -72,45 +70,47 @@ class RecoveryStudy:
         return self.summary().to_string()
 
 
-def model_recovery(design: Design, *, generating: Sequence[str] = ("H1", "H2"),
+def model_recovery(design: Any, *, model: str = "mechanisms", generating: Sequence[str] = ("H1", "H2"),
                    candidates: Sequence[str] = ("H1", "H2"), replicates: int = 5,
                    settings: SamplerSettings | None = None, seed: int = 0, priors: Any = None,
                    thresholds: Mapping[str, float] | None = None, progress: bool = False) -> RecoveryStudy:
-    """Simulate `replicates` data sets of `design` under each `generating` hypothesis, fit every
-    candidate hypothesis and compare them by leave-one-animal-out PSIS-LOO with stacking.
+    """Simulate `replicates` data sets of `design` under each `generating` hypothesis of the family `model`,
+    fit every candidate hypothesis and compare them by leave-one-group-out PSIS-LOO with stacking.
 
     seed fixes everything: replicate r of generating hypothesis g is simulated with seed
     ``seed + 1000 * g_index + r`` and fitted with seed ``seed + r``. `thresholds` go to `diagnose`.
     Returns a `RecoveryStudy`.
     """
-    for h in (*generating, *candidates):
-        hyp.check_hypothesis(h)
+    family = families.get(model)
+    generating = [family.check_hypothesis(h) for h in generating]
+    candidates = [family.check_hypothesis(h) for h in candidates]
+    if family.simulate is None:
+        raise ValueError(f"the {family.label} model has no simulator, so it cannot be checked by model recovery")
     if len(candidates) < 2:
         raise ValueError("model recovery needs at least two candidate hypotheses")
     if not isinstance(replicates, int) or replicates < 1:
         raise ValueError(f"replicates must be a positive integer, got {replicates!r}")
-    if not any(a.readouts and a.outcome_times_h for a in design.arms):
-        raise DesignError(f"design {design.study!r} has no outcome readouts (readouts and outcome_times_h in "
-                          "an arm): the hypotheses differ only in the outcomes they predict, so every data set "
-                          "would be a tie; add Treg %, IL-10+ macrophage %, cytokine or score readouts")
+    pr = family.resolve_priors(priors)
     settings = settings or SamplerSettings()
     rows = []
     for gi, gen in enumerate(generating):
         for r in range(replicates):
-            frame = read_invivo_table(simulate_mechanisms(design, gen, seed=seed + 1000 * gi + r)).frame
-            labels = observation_groups(frame, "animal")
+            simulated = family.simulate(design, seed=seed + 1000 * gi + r, hypothesis=gen)
+            frame = family.read_table(simulated).frame
+            family.check_data(frame, gen)
+            labels = family.groups(frame)
             fits = {}
             problems: list[str] = []
             for cand in candidates:
                 # the same computation as the previous replicate's model: sample reuses its compile
-                model = build_mechanism_model(frame, priors, cand)
+                model = family.build(frame, pr, cand)
                 idata = sample(model, settings=settings, seed=seed + r, progress=progress)
                 diag = diagnose(idata, **dict(thresholds or {}))
                 if not diag.passed:
                     problems.append(f"{cand}: {diag.text()}")
                 fits[cand] = idata
             lab = {c: {k: v for k, v in labels.items() if k in fits[c].log_likelihood} for c in candidates}
-            comp = compare_models(fits, group="animal", labels=lab, seed=seed + r, check_data=False)
+            comp = compare_models(fits, group=family.default_group, labels=lab, seed=seed + r, check_data=False)
             t = comp.table
             best, runner = str(t.index[0]), str(t.index[1])
             diff, dse = float(t.loc[runner, "elpd_diff"]), float(t.loc[runner, "dse"])

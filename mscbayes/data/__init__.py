@@ -35,6 +35,7 @@ from .fate import (
     validate_fate_frame,
 )
 from .fate import COLUMNS as FATE_COLUMNS
+from .kinds import TABLE_KINDS, TableKindError, data_readers, detect_table_kind
 from .nk import NK_STATES, NKTable, read_nk_table, validate_nk_frame
 from .nk import COLUMNS as NK_COLUMNS
 from .registry import (
@@ -73,6 +74,11 @@ __all__ = [
     "ColumnSpec",
     "TableSpec",
     "Vocabulary",
+    # table kinds
+    "TABLE_KINDS",
+    "TableKindError",
+    "detect_table_kind",
+    "data_readers",
     # fate
     "FateTable",
     "read_fate_table",

@@ -6,26 +6,24 @@
     report                                 # renders in Jupyter (_repr_html_); print(report) in a terminal
 
 Sections: 1 provenance, 2 the data, 3 diagnostics (with an UNTRUSTWORTHY banner when any fit
-fails), 4 parameters and derived quantities (94 % intervals, prior vs posterior), 5 posterior
-predictive checks and LOO-PIT, 6 hypothesis comparison and Treg results, 7 conclusions, 8 caveats.
+fails), 4 parameters and derived quantities (intervals, prior vs posterior), 5 posterior
+predictive checks and LOO-PIT, 6 hypothesis comparison and model results, 7 conclusions, 8 caveats.
 Every number in the conclusions and caveats is computed from the posterior (`mscbayes.report.text`).
 
-Prior draws come from ``pm.sample_prior_predictive`` on the fit's rebuilt model (``Fit.model()``),
-posterior predictive draws from ``pm.sample_posterior_predictive`` seeded with the fit's seed;
-`add_predictive` stores both in the fit's InferenceData so a saved fit does not need them again.
+The report only reads: what is specific to a model comes from its family (`Fit.family`: derived quantities,
+data summary, results), and prior and posterior predictive draws from the fit's InferenceData
+(`mscbayes.predictive.add_predictive` draws them beforehand; without them the prior table is used and the
+predictive checks are left out, with a note).
 """
 
 from __future__ import annotations
 
 import contextvars
-import copy
 import datetime as _dt
 import itertools
 import json
 import logging
-import math
 import os
-import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,41 +35,27 @@ import numpy as np
 import pandas as pd
 
 from mscbayes import __version__
+from mscbayes import plots as figs
+from mscbayes.constants import INTERVAL_PROB
+from mscbayes.predictive import population_names
 from mscbayes.provenance import atomic_write, ensure_writable
 
-from . import figures as figs
 from . import text as txt
 
 __all__ = [
-    "PRIOR_DRAWS",
-    "MAX_PREDICTIVE_DRAWS",
     "SECTIONS",
     "TableView",
     "FigureView",
     "FitView",
     "DataView",
     "ComparisonView",
-    "TregView",
+    "ResultsView",
     "Report",
-    "add_predictive",
     "build_report",
     "load_results",
-    "report_cli",
 ]
 
 log = logging.getLogger(__name__)
-
-#: Prior draws per fit (``pm.sample_prior_predictive``).
-PRIOR_DRAWS: int = 500
-#: Posterior draws used for the posterior predictive check and LOO-PIT (the posterior is thinned to this).
-MAX_PREDICTIVE_DRAWS: int = 1000
-#: Compile mode of the predictive samplers: forward sampling of a few hundred draws is cheaper
-#: without a C or numba compile of the kinetic graph.
-PREDICTIVE_MODE: str = "FAST_COMPILE"
-#: Posterior variables with these dimensions are per-observation or per-unit, not reported as parameters.
-UNIT_DIMS: tuple[str, ...] = ("obs", "obs_detected", "animal", "donor", "unit", "well")
-#: Variables with more elements than this are left out of the parameter table.
-MAX_ELEMENTS: int = 40
 
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("provenance", "1. Provenance"),
@@ -79,23 +63,10 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("diagnostics", "3. Diagnostics"),
     ("parameters", "4. Parameters and derived quantities"),
     ("ppc", "5. Posterior predictive checks"),
-    ("comparison", "6. Hypothesis comparison and Treg results"),
+    ("comparison", "6. Hypothesis comparison and model results"),
     ("conclusions", "7. Conclusions"),
     ("caveats", "8. Caveats"),
 )
-
-#: Derived quantities of the fate model (mscbayes.model.DERIVED), reported whenever a fit has them.
-DERIVED: tuple[str, ...] = ("first_pass_lung_fraction", "lung_live_half_life_h", "fraction_alive_24h",
-                            "liver_dead_share_24h", "fraction_reaching_target_alive")
-_FATE_COLUMNS = {"time_h", "organ", "assay", "value", "measure"}
-_DERIVED_LABELS: dict[str, str] = {
-    "first_pass_lung_fraction": "first-pass lung trapping (fraction of an IV dose)",
-    "lung_live_half_life_h": "live-cell half-life in the lung (h)",
-    "fraction_alive_24h": "fraction of infused cells alive at 24 h",
-    "liver_dead_share_24h": "dead-cell share of liver MSC material at 24 h",
-    "fraction_reaching_target_alive": "fraction of an IV dose ever reaching an injured tissue alive",
-}
-
 
 # =========================================================================== small views
 
@@ -293,162 +264,42 @@ class ComparisonView:
 
 
 @dataclass
-class TregView:
-    """What the report shows of Treg pathway results (`mscbayes.treg`): tables with 94 % HDIs."""
+class ResultsView:
+    """A model family's own results for one fit (`Family.results`): tables, figures and conclusions."""
 
     name: str
-    rule: str | None = None
     trustworthy: bool = True
-    contributions: pd.DataFrame | None = None   # treg.pathway_contributions
-    blockers: pd.DataFrame | None = None        # treg.blocker_effects
-    secretome: pd.DataFrame | None = None       # treg.secretome_effect
-    spread: pd.DataFrame | None = None          # treg.donor_spread
-    probabilities: pd.DataFrame | None = None   # treg.rule_probabilities(comparison)
-    verdict: str = ""
-    notes: list[str] = field(default_factory=list)
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    figures: dict[str, FigureView] = field(default_factory=dict)
+    conclusions: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_fit(cls, fit: Any, *, name: str | None = None, comparison: Any = None) -> TregView:
-        """Summaries of a fit of the ``treg`` kind through `mscbayes.treg`'s public functions."""
-        from mscbayes import treg
-
-        view = cls(name=name or f"treg:{fit.hypothesis}", rule=fit.hypothesis,
-                   trustworthy=bool(getattr(fit, "trustworthy", True)))
-        for attr, fn in (("contributions", treg.pathway_contributions), ("blockers", treg.blocker_effects),
-                         ("spread", treg.donor_spread)):
-            try:
-                setattr(view, attr, fn(fit))
-            except Exception as err:
-                view.notes.append(f"{attr} not computed: {err}")
-        if "cm_study" in fit.idata.posterior.coords:
-            try:
-                view.secretome = treg.secretome_effect(fit)
-            except Exception as err:
-                view.notes.append(f"secretome effect not computed: {err}")
-        if comparison is not None:
-            view.add_comparison(comparison)
+    def from_fit(cls, name: str, fit: Any) -> ResultsView | None:
+        family = getattr(fit, "family", None)
+        if family is None:
+            return None
+        res = family.results(fit)
+        if not (res.tables or res.figures or res.conclusions):
+            return None
+        view = cls(name=name, trustworthy=bool(getattr(fit, "trustworthy", True)), tables=list(res.tables),
+                   conclusions=list(res.conclusions))
+        for key, title, caption, make in res.figures:
+            fv = _figure_view(f"{_slug(name)}-{key}", f"{title}: {name}", caption, make)
+            if fv:
+                view.figures[key] = fv
         return view
-
-    @classmethod
-    def from_result(cls, result: Any, *, name: str = "Treg") -> TregView:
-        """From a `treg.IvanovaResult`-like object (fit, effect, spread, comparison)."""
-        view = cls.from_fit(result.fit, name=name) if getattr(result, "fit", None) is not None else cls(name=name)
-        if getattr(result, "effect", None) is not None:
-            view.secretome = result.effect
-        if getattr(result, "spread", None) is not None:
-            view.spread = result.spread
-        if getattr(result, "comparison", None) is not None:
-            view.add_comparison(result.comparison)
-        return view
-
-    def add_comparison(self, comparison: Any) -> None:
-        from mscbayes import treg
-
-        try:
-            self.probabilities = treg.rule_probabilities(comparison)
-        except Exception:
-            table = comparison.table
-            self.probabilities = table.rename(columns={"weight": "stacking_weight"})
-        self.verdict = str(getattr(comparison, "verdict", "") or "")
-
-
-# =========================================================================== predictive draws
-
-
-def _population_names(idata: az.InferenceData, derived: Iterable[str] = ()) -> list[str]:
-    post = idata.posterior
-    derived = set(derived)
-    out = []
-    for v in post.data_vars:
-        if v in derived or _is_nuisance(v):
-            continue
-        dims = [d for d in post[v].dims if d not in ("chain", "draw")]
-        if any(d in UNIT_DIMS or d.startswith("obs") for d in dims):
-            continue
-        if v.startswith("log_") and v[4:] in post.data_vars:
-            continue
-        size = int(np.prod([post.sizes[d] for d in dims])) if dims else 1
-        if size > MAX_ELEMENTS:
-            continue
-        out.append(str(v))
-    return out
-
-
-def _is_nuisance(name: str) -> bool:
-    return name.startswith("z_") or name.endswith(("_z", "_raw", "__"))
-
-
-def _thin(post, max_draws: int):
-    n = post.sizes["chain"] * post.sizes["draw"]
-    if n <= max_draws:
-        return post
-    step = math.ceil(n / max_draws)
-    return post.isel(draw=slice(None, None, step))
-
-
-def add_predictive(fit: Any, *, prior_draws: int = PRIOR_DRAWS, max_draws: int = MAX_PREDICTIVE_DRAWS,
-                   posterior: bool = True, prior: bool = True) -> list[str]:
-    """Add ``prior`` and ``posterior_predictive`` groups to ``fit.idata`` when they are missing.
-
-    Prior draws: ``pm.sample_prior_predictive`` of the population parameters and derived
-    quantities of ``fit.model()``; posterior predictive: ``pm.sample_posterior_predictive`` of the
-    observed variables on the posterior thinned to at most `max_draws`; both seeded with
-    ``fit.seed``. Returns notes on anything that could not be drawn (never raises for that).
-    """
-    import pymc as pm
-
-    notes: list[str] = []
-    groups = set(fit.idata.groups())
-    need_post = posterior and "posterior_predictive" not in groups
-    need_prior = prior and prior_draws > 0 and "prior" not in groups
-    if not (need_post or need_prior):
-        return notes
-    try:
-        model = fit.model()
-    except Exception as err:
-        return [f"the model could not be rebuilt, so no predictive draws: {err}"]
-    compile_kwargs = {"mode": PREDICTIVE_MODE}
-    if need_prior:
-        derived = [d for d in DERIVED if d in fit.idata.posterior]
-        names = [n for n in _population_names(fit.idata, derived) if n in model.named_vars]
-        names += [n for n in derived if n in model.named_vars]
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                pri = pm.sample_prior_predictive(draws=prior_draws, model=model, var_names=names,
-                                                 random_seed=int(fit.seed), compile_kwargs=compile_kwargs)
-            fit.idata.add_groups({"prior": pri.prior})
-        except Exception as err:
-            notes.append(f"prior draws from the model failed ({type(err).__name__}: {err}); "
-                         "the prior table is used instead")
-    if need_post:
-        observed = [rv.name for rv in model.observed_RVs]
-        try:
-            thin = az.InferenceData(posterior=_thin(fit.idata.posterior, max_draws))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                pp = pm.sample_posterior_predictive(thin, model=model, var_names=observed,
-                                                    random_seed=int(fit.seed), progressbar=False,
-                                                    compile_kwargs=compile_kwargs)
-            fit.idata.add_groups({"posterior_predictive": pp.posterior_predictive})
-        except Exception as err:
-            notes.append(f"posterior predictive draws failed ({type(err).__name__}: {err})")
-    return notes
 
 
 # =========================================================================== priors
 
 
 def _prior_table_of(fit: Any) -> dict | None:
+    """The prior table the fit was built with (its family's defaults updated by the recorded priors)."""
+    family = getattr(fit, "family", None)
+    if family is None:
+        return None
     try:
-        if fit.kind == "fate":
-            from mscbayes.model import resolve_priors
-
-            return resolve_priors(fit.priors)
-        if fit.kind == "treg":
-            from mscbayes import treg
-
-            return treg.resolve_priors(fit.priors)
+        return family.resolve_priors(fit.priors)
     except Exception as err:
         log.warning("prior table of %s not resolved: %s", fit.kind, err)
     return None
@@ -468,29 +319,14 @@ def _prior_key(table: Mapping | None, var: str, coords: Mapping[str, Any]) -> st
 
 
 def _prior_draws_from_table(prior: Any, n: int, rng: np.random.Generator, k: int | None = None) -> np.ndarray | None:
-    from scipy import stats
-
     try:
-        if prior.dist == "dirichlet":
-            a = float(prior.params["alpha"])
-            kk = k or 2
-            return stats.beta(a, (kk - 1) * a).rvs(size=n, random_state=rng)
-        return np.asarray(prior.sample(rng, size=n), dtype=float)
+        return np.asarray(prior.sample(rng, size=n, k=k or 2), dtype=float)
     except Exception:
         return None
 
 
 def _prior_text(prior: Any) -> str:
-    if prior is None:
-        return ""
-    params = ", ".join(f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in prior.params.items())
-    if prior.dist == "dirichlet":
-        return f"dirichlet({params})"
-    try:
-        lo, hi = prior.interval(txt.HDI_PROB)
-        return f"{prior.dist}({params}); {txt.fmt_interval(lo, hi)}"
-    except Exception:
-        return f"{prior.dist}({params})"
+    return "" if prior is None else prior.text(INTERVAL_PROB)
 
 
 def _scale_for(prior: Any, prior_draws: np.ndarray | None, post: np.ndarray) -> str:
@@ -633,7 +469,7 @@ def _element_table(elements: Sequence[Element], *, labels: Mapping[str, str] | N
     labels = labels or {}
     rows, classes = [], []
     has_truth = any(e.truth is not None for e in elements)
-    pct = f"{txt.HDI_PROB * 100:.0f} %"
+    pct = f"{INTERVAL_PROB * 100:.0f} %"
     columns = ["quantity", "mean", "sd", f"{pct} HDI", "prior" + (f" ({pct})" if with_prior_obj else ""),
                "post/prior SD", "R-hat", "ESS bulk"]
     if has_truth:
@@ -701,7 +537,7 @@ def _priors_table(table: Mapping | None, used: Iterable[str] | None = None) -> T
         rows.append([name, _prior_text(p), p.unit, p.meaning, p.source])
     if not rows:
         return None
-    return TableView(["prior", f"distribution; {txt.HDI_PROB * 100:.0f} % interval", "unit", "meaning", "source"],
+    return TableView(["prior", f"distribution; {INTERVAL_PROB * 100:.0f} % interval", "unit", "meaning", "source"],
                      rows)
 
 
@@ -739,25 +575,20 @@ def _attempts_table(fit: Any) -> TableView | None:
 # --------------------------------------------------------------------------- PPC and LOO-PIT
 
 
-def _is_fate_like(fit: Any) -> bool:
-    """A fit of the fate table (the fate model, or a mechanism model on a combined in vivo table)."""
+def _derived_of(fit: Any) -> dict:
+    family = getattr(fit, "family", None)
+    return dict(family.derived) if family is not None else {}
+
+
+def _check_rows(fit: Any):
+    """(observed variable, the data rows it observes) of the family's time-course predictive check, or None."""
+    family = getattr(fit, "family", None)
+    check = getattr(family, "predictive_check", None)
+    if check is None:
+        return None
+    var, rows = check
     obs = fit.idata.observed_data if "observed_data" in fit.idata.groups() else {}
-    return _FATE_COLUMNS <= set(fit.data.columns) and "y" in obs
-
-
-def _fate_part(frame: pd.DataFrame) -> pd.DataFrame:
-    """The fate rows of a (possibly combined) in vivo table."""
-    if "part" in frame.columns:
-        return frame[frame["part"].astype(str) == "fate"].reset_index(drop=True)
-    return frame
-
-
-def _fate_continuous_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    f = _fate_part(frame).reset_index(drop=True)
-    mask = f["measure"].astype(str).isin(["fraction_of_dose", "cells"])
-    if "row_kind" in f:
-        mask &= f["row_kind"].astype(str) == "individual"
-    return f[mask].reset_index(drop=True)
+    return (var, rows(fit.data)) if var in obs else None
 
 
 def _loo_pit(y: np.ndarray, yrep: np.ndarray, loglik: np.ndarray, seed: int) -> np.ndarray:
@@ -817,20 +648,14 @@ def _pareto(fit: Any, var: str) -> dict | None:
 
 
 def _fit_view(name: str, fit: Any, *, truth: Mapping[str, float] | None, sensitivity: Mapping[str, Any] | None,
-              predictive: bool, attach: bool, prior_draws: int, extra_provenance: Mapping[str, str] | None,
-              notes: list[str]) -> FitView:
+              extra_provenance: Mapping[str, str] | None, notes: list[str]) -> FitView:
     work = fit
-    if predictive or prior_draws:
-        if not attach:
-            work = copy.copy(fit)
-            work.idata = az.InferenceData(**{g: getattr(fit.idata, g) for g in fit.idata.groups()})
-            work.idata.attrs = dict(getattr(fit.idata, "attrs", {}) or {})
-        notes.extend(add_predictive(work, prior_draws=prior_draws, posterior=predictive, prior=prior_draws > 0))
     table = _prior_table_of(fit)
-    derived_names = [d for d in DERIVED if d in fit.idata.posterior]
-    fate_like = _is_fate_like(fit)
+    quantities = _derived_of(fit)
+    derived_names = [d for d in quantities if d in fit.idata.posterior]
+    check = _check_rows(fit)
     rng = np.random.default_rng(int(fit.seed))
-    names = _population_names(work.idata, derived_names)
+    names = population_names(work.idata, derived_names)
     elements = _elements(work, names, table, truth, rng)
     derived_elements = _elements(work, derived_names, None, None, rng)
 
@@ -845,7 +670,7 @@ def _fit_view(name: str, fit: Any, *, truth: Mapping[str, float] | None, sensiti
             key, title,
             "Grey: prior draws; blue: posterior draws; black bar: the 94 % posterior interval"
             + ("; dashed red: the value the data were simulated from" if any(e.truth is not None for e in group) else "")
-            + ". Axes are on the scale shown in brackets.",
+            + ". Axes are on the scale named under each panel.",
             lambda group=group: figs.plot_prior_posterior(
                 posterior={e.label: e.post for e in group},
                 prior={e.label: e.prior for e in group if e.prior is not None},
@@ -856,24 +681,24 @@ def _fit_view(name: str, fit: Any, *, truth: Mapping[str, float] | None, sensiti
     if derived_elements:
         fv = _figure_view(
             "derived", "Derived quantities: prior vs posterior",
-            "What the data changed about the quantities a scientist asks for (per study, for a typical "
-            "intravenous bolus of that study's cells).",
+            "What the data changed about the quantities a scientist asks for (per study or species, for a "
+            "typical intravenous bolus).",
             lambda: figs.plot_prior_posterior(
-                posterior={_derived_label(e): e.post for e in derived_elements},
-                prior={_derived_label(e): e.prior for e in derived_elements if e.prior is not None},
-                scales={_derived_label(e): e.scale for e in derived_elements}, ncols=2))
+                posterior={_derived_label(e, quantities): e.post for e in derived_elements},
+                prior={_derived_label(e, quantities): e.prior for e in derived_elements if e.prior is not None},
+                scales={_derived_label(e, quantities): e.scale for e in derived_elements}, ncols=2))
         if fv:
             figures["derived"] = fv
 
     # posterior predictive check and LOO-PIT
-    obs_var = "y" if fate_like else _first_observed(work)
+    obs_var = check[0] if check else _first_observed(work)
     pareto = _pareto(work, obs_var) if obs_var else None
     n_pit = 0
     parts = _predictive_parts(work, obs_var) if obs_var else None
     if parts is not None:
         y, yrep, ll = parts
-        if fate_like:
-            rows = _fate_continuous_rows(fit.data)
+        if check:
+            rows = check[1]
             if len(rows) == yrep.shape[1]:
                 fv = _figure_view(
                     "ppc", "Posterior predictive check",
@@ -901,8 +726,9 @@ def _fit_view(name: str, fit: Any, *, truth: Mapping[str, float] | None, sensiti
                 figures["loo_pit"] = fv
         except Exception as err:
             notes.append(f"LOO-PIT not computed: {err}")
-    elif predictive:
-        notes.append("no posterior predictive draws: the predictive checks are missing for this fit")
+    else:
+        notes.append("no posterior predictive draws: the predictive checks are missing for this fit "
+                     "(mscbayes.predictive.add_predictive draws them)")
 
     # sensitivity
     sens_frame = _sensitivity_frame(elements + derived_elements, sensitivity, table) if sensitivity else None
@@ -912,9 +738,9 @@ def _fit_view(name: str, fit: Any, *, truth: Mapping[str, float] | None, sensiti
                                           "and the shift in posterior SDs of the main fit.")
 
     species = {}
-    if fate_like and {"study", "species"} <= set(fit.data.columns):
-        fate_rows = _fate_part(fit.data)
-        species = {str(k): str(v) for k, v in fate_rows.groupby("study")["species"].first().items()}
+    if {"study", "species"} <= set(fit.data.columns):
+        known = fit.data[fit.data["species"].notna() & (fit.data["species"].astype(str) != "")]
+        species = {str(k): str(v) for k, v in known.groupby("study")["species"].first().items()}
     used_priors = {e.prior_obj.name for e in elements if e.prior_obj is not None} if table else None
     return FitView(
         name=name, kind=fit.kind, hypothesis=fit.hypothesis, trustworthy=bool(fit.trustworthy),
@@ -922,7 +748,8 @@ def _fit_view(name: str, fit: Any, *, truth: Mapping[str, float] | None, sensiti
         priors=_priors_table(table, used_priors if used_priors else None),
         diagnostics=_diagnostics_table(fit, pareto), attempts=_attempts_table(fit),
         parameters=_element_table(elements) if elements else None,
-        derived=_element_table(derived_elements, labels=_DERIVED_LABELS, with_prior_obj=False) if derived_elements else None,
+        derived=(_element_table(derived_elements, labels={k: str(q) for k, q in quantities.items()},
+                                with_prior_obj=False) if derived_elements else None),
         sensitivity=sens_table, figures=figures, elements=elements, derived_elements=derived_elements,
         data_sha256=str(fit.data_sha256), data_source=str(fit.data_source), species=species,
         n_high_k=int(pareto["n_high"]) if pareto else 0, n_pit=n_pit, has_predictive=parts is not None, notes=notes,
@@ -930,8 +757,8 @@ def _fit_view(name: str, fit: Any, *, truth: Mapping[str, float] | None, sensiti
     )
 
 
-def _derived_label(e: Element) -> str:
-    base = _DERIVED_LABELS.get(e.var, e.var)
+def _derived_label(e: Element, quantities: Mapping[str, Any]) -> str:
+    base = str(quantities.get(e.var, e.var))
     return base + (f" — {', '.join(str(c) for c in e.coords.values())}" if e.coords else "")
 
 
@@ -1007,61 +834,42 @@ def _data_view(name: str, fit: Any, fit_names: list[str], simulated: bool) -> Da
     f = fit.data
     facts: list[tuple[str, str]] = [("rows", str(len(f))), ("source", str(fit.data_source)),
                                     ("sha256", str(fit.data_sha256))]
-    summary, figure = None, None
-    n_cens, n_cont, species = 0, 0, []
-    if _is_fate_like(fit):
-        f = _fate_part(f)
-        cont = _fate_continuous_rows(f)
-        n_cont = len(cont)
-        n_cens = int((cont["censored"].astype(str) == "below_limit").sum()) if "censored" in cont else 0
-        species = sorted(set(f["species"].astype(str))) if "species" in f else []
-        n_det = int((f["measure"].astype(str) == "detected").sum()) if "measure" in f else 0
-
-        def uniq(col):
-            return ", ".join(str(x) for x in dict.fromkeys(f[col].astype(str))) if col in f else "—"
-
-        facts += [
-            ("studies", uniq("study")), ("species", ", ".join(species)),
-            ("animals", str(f.groupby(["study", "subject"]).ngroups) if {"study", "subject"} <= set(f) else "—"),
-            ("organs", uniq("organ")), ("assays", uniq("assay")),
-            ("times (h)", ", ".join(txt.fmt_number(t, 3) for t in sorted(set(f["time_h"].astype(float))))),
-            ("continuous measurements", f"{n_cont} ({n_cens} below the detection limit)"),
-        ]
-        if n_det:
-            facts.append(("detected / not-detected rows", f"{n_det} (re-culture style; not plotted)"))
-        keys = [c for c in ("study", "arm") if c in f]
-        rows = []
-        for key, g in f.groupby(keys, sort=False):
-            key = key if isinstance(key, tuple) else (key,)
-            cens = int((g["censored"].astype(str) == "below_limit").sum()) if "censored" in g else 0
-            rows.append(list(map(str, key)) + [
-                str(g["species"].iloc[0]) if "species" in g else "", str(g["route"].iloc[0]) if "route" in g else "",
-                txt.fmt_number(float(g["dose_cells"].iloc[0]), 2) if "dose_cells" in g else "",
-                str(g["subject"].nunique()) if "subject" in g else "",
-                ", ".join(txt.fmt_number(t, 3) for t in sorted(set(g["time_h"].astype(float)))),
-                ", ".join(dict.fromkeys(g["organ"].astype(str))), ", ".join(dict.fromkeys(g["assay"].astype(str))),
-                str(len(g)), str(cens)])
-        summary = TableView(keys + ["species", "route", "dose (cells)", "animals", "times (h)", "organs", "assays",
-                                    "rows", "censored"], rows)
-        if n_cont:
-            figure = _figure_view("data", f"Measurements of {name}",
-                                  "Each point is one organ of one animal; log scales; open triangles are "
-                                  "below the detection limit (plotted at the limit).",
-                                  lambda: figs.plot_data(data=f))
-    else:
-        cols = [c for c in ("study", "donor", "msc_ratio", "msc_form", "monocytes", "contact", "readout",
-                            "blockers") if c in f]
-        for c in cols:
-            vals = list(dict.fromkeys(f[c].astype(str)))
-            facts.append((c, ", ".join(vals[:12]) + (" …" if len(vals) > 12 else "")))
-        if "study" in f:
-            rows = []
-            for study, g in f.groupby("study", sort=False):
-                rows.append([str(study), str(g["donor"].nunique()) if "donor" in g else "", str(len(g))])
-            summary = TableView(["study", "donors", "rows"], rows)
+    family = getattr(fit, "family", None)
+    summary = family.data_summary(f) if family is not None else None
+    table, figure = None, None
+    if summary is not None:
+        facts += summary.facts
+        if summary.rows:
+            table = TableView(summary.columns, summary.rows)
+        if summary.plot is not None:
+            figure = _figure_view("data", f"Measurements of {name}", summary.plot_caption, summary.plot)
+    generated = _generating_hypothesis(fit) if simulated else None
+    if generated:
+        facts.append(("simulated under", generated))
     return DataView(name=name, kind=fit.kind, source=str(fit.data_source), sha256=str(fit.data_sha256), facts=facts,
-                    summary=summary, figure=figure, fits=fit_names, n_censored=n_cens, n_continuous=n_cont,
-                    species=species, simulated=simulated)
+                    summary=table, figure=figure, fits=fit_names,
+                    n_censored=summary.n_censored if summary else 0,
+                    n_continuous=summary.n_continuous if summary else 0,
+                    species=summary.species if summary else [], simulated=simulated)
+
+
+def _generating_hypothesis(fit: Any) -> str | None:
+    """The hypothesis or rule simulated data were generated under, as recorded in the table's source column."""
+    f = fit.data
+    if "source" not in f:
+        return None
+    import re
+
+    for text in dict.fromkeys(f["source"].astype(str)):
+        m = re.search(r"simulated by mscbayes \S+ under (\S+)", text)
+        if m:
+            return m.group(1)
+    notes = f["notes"].astype(str) if "notes" in f else []
+    for text in dict.fromkeys(notes):
+        m = re.search(r"\(rule (\w+)", text)
+        if m:
+            return f"rule {m.group(1)}"
+    return None
 
 
 def _is_simulated(fit: Any, truth: Any) -> bool:
@@ -1087,8 +895,7 @@ class Report:
     datasets: list[DataView]
     comparisons: list[ComparisonView]
     comparison_figures: dict[str, FigureView]
-    tregs: list[TregView]
-    treg_figures: dict[str, FigureView]
+    results: list[ResultsView]
     conclusions: list[str]
     caveats: list[txt.Caveat]
     analysis: dict = field(default_factory=dict)
@@ -1099,7 +906,7 @@ class Report:
 
     @property
     def trustworthy(self) -> bool:
-        return all(f.trustworthy for f in self.fits) and all(t.trustworthy for t in self.tregs)
+        return all(f.trustworthy for f in self.fits)
 
     @property
     def untrustworthy_fits(self) -> list[FitView]:
@@ -1120,8 +927,7 @@ class Report:
                           autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         env.filters["tableid"] = lambda s: "".join(ch if ch.isalnum() else "-" for ch in str(s)).strip("-").lower()
         return env.get_template("report.html.j2").render(report=self, fragment=fragment, sections=SECTIONS,
-                                                          hdi_pct=f"{txt.HDI_PROB * 100:.0f} %", report_fmt=_cell,
-                                                          treg_tables=_treg_tables)
+                                                          hdi_pct=f"{INTERVAL_PROB * 100:.0f} %", report_fmt=_cell)
 
     def _repr_html_(self) -> str:
         return self.html(fragment=True)
@@ -1141,8 +947,7 @@ class Report:
                           f"Created {self.created} by mscbayes {self.version}. "
                           f"Overall verdict: **{'TRUSTWORTHY' if self.trustworthy else 'UNTRUSTWORTHY'}**.", ""]
         if not self.trustworthy:
-            names = ", ".join(f.name for f in self.untrustworthy_fits) or ", ".join(
-                t.name for t in self.tregs if not t.trustworthy)
+            names = ", ".join(f.name for f in self.untrustworthy_fits)
             out += [f"> **UNTRUSTWORTHY**: {names} failed the sampler diagnostics; their numbers are not reliable.", ""]
         if self.analysis:
             out += ["| analysis | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in self.analysis.items()] + [""]
@@ -1173,7 +978,7 @@ class Report:
             if f.attempts is not None and len(f.attempts.rows) > 1:
                 out += ["Sampling attempts:", ""] + table(f.attempts)
         out += [f"## {ids['parameters']}", "",
-                f"Intervals are {txt.HDI_PROB * 100:.0f} % highest-density intervals. 'post/prior SD' above "
+                f"Intervals are {INTERVAL_PROB * 100:.0f} % highest-density intervals. 'post/prior SD' above "
                 f"{txt.WEAK_ID_RATIO} means the data taught little about that quantity.", ""]
         for f in self.fits:
             out += [f"### {f.label}", ""]
@@ -1191,20 +996,19 @@ class Report:
                 out += ["No posterior predictive draws for this fit.", ""]
             out += fig(f.figures.get("ppc")) + fig(f.figures.get("loo_pit"))
         out += [f"## {ids['comparison']}", ""]
-        if not self.comparisons and not self.tregs:
-            out += ["No comparison: one hypothesis per data set was fitted, and no Treg results were given.", ""]
+        if not self.comparisons and not self.results:
+            out += ["No comparison: one hypothesis per data set was fitted, and no model has results of its own.", ""]
         for c in self.comparisons:
             out += [f"### {c.name}", ""] + table(TableView.from_frame(c.table))
             if c.pareto is not None:
                 out += table(TableView.from_frame(c.pareto, caption="Pareto k per model"))
             out += fig(self.comparison_figures.get(c.name)) + [c.verdict, ""]
-        for t in self.tregs:
-            out += [f"### Treg: {t.name}" + ("" if t.trustworthy else " — UNTRUSTWORTHY"), ""]
-            for label, frame in _treg_tables(t):
+        for r in self.results:
+            out += [f"### {r.name}" + ("" if r.trustworthy else " — UNTRUSTWORTHY"), ""]
+            for label, frame in r.tables:
                 out += [f"{label}:", ""] + table(TableView.from_frame(frame))
-            out += fig(self.treg_figures.get(t.name))
-            if t.verdict:
-                out += [t.verdict, ""]
+            for fv in r.figures.values():
+                out += fig(fv)
         out += [f"## {ids['conclusions']}", ""] + [f"- {c}" for c in self.conclusions] + [""]
         out += [f"## {ids['caveats']}", ""]
         out += [f"- **{c.kind}** ({c.severity}): {c.text}" for c in self.caveats] or ["- none detected"]
@@ -1224,8 +1028,9 @@ class Report:
                 out[f"{_slug(f.name)}-{k}"] = fv
         for k, fv in self.comparison_figures.items():
             out[f"comparison-{_slug(k)}"] = fv
-        for k, fv in self.treg_figures.items():
-            out[f"treg-{_slug(k)}"] = fv
+        for r in self.results:
+            for k, fv in r.figures.items():
+                out[f"{_slug(r.name)}-{k}"] = fv
         return out
 
     def to_markdown(self, path: str | os.PathLike[str], *, figures: bool = True, force: bool = True) -> Path:
@@ -1265,7 +1070,7 @@ class Report:
             lines.append(f"  {f.name}: {f.verdict}")
         for f in self.fits:
             if f.derived is not None:
-                lines += ["", f"derived quantities of {f.name} ({txt.HDI_PROB * 100:.0f} % HDI):", f.derived.text()]
+                lines += ["", f"derived quantities of {f.name} ({INTERVAL_PROB * 100:.0f} % HDI):", f.derived.text()]
         for c in self.comparisons:
             lines += ["", f"comparison {c.name}:", TableView.from_frame(c.table).text()]
         lines += ["", "conclusions:"] + [f"  - {c}" for c in self.conclusions]
@@ -1274,25 +1079,13 @@ class Report:
 
     def __repr__(self) -> str:
         return (f"Report(title={self.title!r}, fits={[f.name for f in self.fits]}, "
-                f"comparisons={len(self.comparisons)}, tregs={len(self.tregs)}, trustworthy={self.trustworthy})")
+                f"comparisons={len(self.comparisons)}, results={len(self.results)}, trustworthy={self.trustworthy})")
 
 
 def _slug(s: str) -> str:
     import re
 
     return re.sub(r"-+", "-", "".join(ch if ch.isalnum() else "-" for ch in str(s))).strip("-").lower() or "x"
-
-
-def _treg_tables(t: TregView) -> list[tuple[str, pd.DataFrame]]:
-    out = []
-    for label, frame in (("Pathway contributions (fraction of induction lost when removed)", t.contributions),
-                         ("Blockers, monocyte depletion and transwell at the reference co-culture", t.blockers),
-                         ("Secretome (conditioned medium) effect", t.secretome),
-                         ("Between-donor spread", t.spread),
-                         ("Combination rules: probabilities", t.probabilities)):
-        if frame is not None and len(frame):
-            out.append((label, frame))
-    return out
 
 
 # =========================================================================== build_report
@@ -1328,35 +1121,28 @@ def _as_list(obj: Any) -> list:
     return [(None, obj)]
 
 
-def build_report(fits: Any, *, comparisons: Any = None, treg: Any = None, title: str | None = None,
+def build_report(fits: Any, *, comparisons: Any = None, title: str | None = None,
                  truths: Mapping[str, Mapping[str, float]] | None = None,
                  sensitivity: Mapping[str, Mapping[str, Any]] | None = None, analysis: Mapping[str, str] | None = None,
-                 predictive: bool = True, prior_draws: int = PRIOR_DRAWS, attach: bool = False,
                  figures: bool = True, progress: Callable[[str], None] | None = None) -> Report:
-    """Build the posterior report of one or more fits.
+    """Build the posterior report of one or more fits (reading only: no model is sampled here).
 
     fits: a `Fit`, a list of fits, or ``{name: Fit}``. comparisons: `mscbayes.compare.Comparison`
-    or `ComparisonView` objects (one, a list, or ``{name: ...}``). treg: `TregView` objects or
-    `treg.IvanovaResult`-like results (fits of kind ``treg`` get a `TregView` automatically).
-    truths: ``{fit name: {parameter: value}}`` for simulated data (marked in the figures, checked
-    for coverage). sensitivity: ``{fit name: {variant label: Fit refitted with other priors}}``.
-    analysis: extra provenance rows (analysis file, its hash, ...). predictive: draw posterior
-    predictive samples (and LOO-PIT) when the fit has none; prior_draws: prior draws per fit (0: use
-    the prior table only). attach: store the drawn groups in the fits' InferenceData (so a later
-    ``Fit.save`` keeps them). figures: draw the figures (False: tables and text only, faster).
-    progress: called with a short message per step.
+    or `ComparisonView` objects (one, a list, or ``{name: ...}``). truths: ``{fit name: {parameter: value}}``
+    for simulated data (marked in the figures, checked for coverage). sensitivity: ``{fit name: {variant label:
+    Fit refitted with other priors}}``. analysis: extra provenance rows (analysis file, its hash, ...).
+    figures: draw the figures (False: tables and text only, faster). progress: called with a short message per
+    step. Prior and posterior predictive draws are read from each fit (`mscbayes.predictive.add_predictive`).
     """
     token = _DRAW_FIGURES.set(bool(figures))
     try:
-        return _build_report(fits, comparisons=comparisons, treg=treg, title=title, truths=truths,
-                             sensitivity=sensitivity, analysis=analysis, predictive=predictive,
-                             prior_draws=prior_draws, attach=attach, progress=progress)
+        return _build_report(fits, comparisons=comparisons, title=title, truths=truths,
+                             sensitivity=sensitivity, analysis=analysis, progress=progress)
     finally:
         _DRAW_FIGURES.reset(token)
 
 
-def _build_report(fits, *, comparisons, treg, title, truths, sensitivity, analysis, predictive, prior_draws,
-                  attach, progress) -> Report:
+def _build_report(fits, *, comparisons, title, truths, sensitivity, analysis, progress) -> Report:
     say = progress or (lambda msg: None)
     named = _as_named(fits)
     if not named:
@@ -1366,12 +1152,19 @@ def _build_report(fits, *, comparisons, treg, title, truths, sensitivity, analys
     notes: list[str] = []
 
     views: list[FitView] = []
+    results: list[ResultsView] = []
     for name, fit in named.items():
         say(f"report: summarising {name}")
         fit_notes: list[str] = []
         views.append(_fit_view(name, fit, truth=truths.get(name), sensitivity=sensitivity.get(name),
-                               predictive=predictive, attach=attach, prior_draws=prior_draws,
                                extra_provenance=_run_provenance(fit), notes=fit_notes))
+        try:
+            res = ResultsView.from_fit(name, fit)
+        except Exception as err:  # a family's summaries must never stop the report
+            res = None
+            fit_notes.append(f"results of the {fit.kind} model not computed ({type(err).__name__}: {err})")
+        if res is not None:
+            results.append(res)
         fit_notes += [f"design: {n}" for n in getattr(fit, "design_notes", [])]
         notes += [f"{name}: {n}" for n in fit_notes]
 
@@ -1401,53 +1194,13 @@ def _build_report(fits, *, comparisons, treg, title, truths, sensitivity, analys
         if fv:
             comp_figs[c.name] = fv
 
-    # Treg views: explicit ones, then fits of kind treg
-    treg_views: list[TregView] = []
-    explicit: set[int] = set()
-    for key, t in _as_list(treg):
-        if isinstance(t, TregView):
-            treg_views.append(t)
-        elif hasattr(t, "idata"):
-            explicit.add(id(t))
-            treg_views.append(TregView.from_fit(t, name=str(key) if key else None))
-        else:
-            explicit.add(id(getattr(t, "fit", None)))
-            treg_views.append(TregView.from_result(t, name=str(key) if key else "Treg"))
-    for name, fit in named.items():
-        if fit.kind == "treg" and id(fit) not in explicit:
-            say(f"report: Treg summaries of {name}")
-            treg_views.append(TregView.from_fit(fit, name=name))
-    rule_comps = [c for c in comp_views if _is_treg_comparison(c, named)]
-    for c in rule_comps:
-        for t in treg_views:
-            if t.probabilities is None and t.rule in set(c.table.index):
-                t.probabilities = c.table.rename(columns={"weight": "stacking_weight"})
-                t.verdict = c.verdict
-    treg_figs = {}
-    for t in treg_views:
-        if t.contributions is not None and len(t.contributions):
-            fv = _figure_view(f"treg-{_slug(t.name)}", f"Treg pathways: {t.name}",
-                              "Posterior mean and 94 % interval of the fraction of induction lost when each pathway "
-                              "is removed completely, at the reference co-culture.",
-                              lambda t=t: figs.plot_pathways(contributions=t.contributions))
-            if fv:
-                treg_figs[t.name] = fv
-
-    conclusions, caveats = _conclusions_and_caveats(views, datasets, comp_views, treg_views, named, truths)
+    conclusions, caveats = _conclusions_and_caveats(views, datasets, comp_views, results, named, truths)
     created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     if title is None:
         title = "mscbayes posterior report"
     return Report(title=title, created=created, fits=views, datasets=datasets, comparisons=comp_views,
-                  comparison_figures=comp_figs, tregs=treg_views, treg_figures=treg_figs, conclusions=conclusions,
+                  comparison_figures=comp_figs, results=results, conclusions=conclusions,
                   caveats=caveats, analysis=dict(analysis or {}), notes=notes)
-
-
-def _is_treg_comparison(c: ComparisonView, named: Mapping[str, Any]) -> bool:
-    try:
-        from mscbayes.treg import RULES
-    except Exception:
-        return False
-    return set(map(str, c.table.index)) <= set(RULES)
 
 
 def _run_provenance(fit: Any) -> dict[str, str]:
@@ -1460,19 +1213,18 @@ def _run_provenance(fit: Any) -> dict[str, str]:
     return out
 
 
-def _conclusions_and_caveats(views, datasets, comps, tregs, named, truths):
+def _conclusions_and_caveats(views, datasets, comps, results, named, truths):
     conclusions: list[str] = []
     caveats: list[txt.Caveat] = []
     caveats += txt.trust_caveats({v.name: v.verdict for v in views if not v.trustworthy})
-    caveats += txt.trust_caveats({t.name: "Treg fit" for t in tregs if not t.trustworthy
-                                  and t.name not in {v.name for v in views}})
     for v in views:
         if v.derived_elements:
             derived: dict[str, dict[str, np.ndarray]] = {}
             for e in v.derived_elements:
-                study = str(next(iter(e.coords.values()))) if e.coords else "all studies"
-                derived.setdefault(e.var, {})[study] = e.post
-            conclusions += txt.fate_conclusions(v.name, derived, trustworthy=v.trustworthy, species=v.species)
+                where = str(next(iter(e.coords.values()))) if e.coords else "all studies"
+                derived.setdefault(e.var, {})[where] = e.post
+            conclusions += txt.derived_conclusions(v.name, derived, _derived_of(named[v.name]),
+                                                   trustworthy=v.trustworthy, species=v.species)
         ratios = {e.label: e.sd_ratio for e in v.elements + v.derived_elements}
         caveats += txt.identifiability_caveats(v.name, ratios)
         if v.sensitivity_frame is not None and len(v.sensitivity_frame):
@@ -1487,10 +1239,8 @@ def _conclusions_and_caveats(views, datasets, comps, tregs, named, truths):
             n_units = int(c.pareto["n"].max()) if "n" in c.pareto else 0
             caveats += txt.pareto_caveats(c.name, int(c.pareto["n_high_k"].max()), n_units,
                                           unit=f"{c.group or 'observation'}s")
-    for t in tregs:
-        conclusions += txt.treg_conclusions(t.name, rule=t.rule, contributions=t.contributions,
-                                            secretome=t.secretome, probabilities=t.probabilities,
-                                            trustworthy=t.trustworthy)
+    for r in results:
+        conclusions += r.conclusions
     species = sorted({s for d in datasets for s in d.species})
     caveats += txt.species_caveats(species)
     caveats += txt.simulated_caveats([d.name for d in datasets if d.simulated])
@@ -1596,38 +1346,3 @@ def load_results(paths: Iterable[str | os.PathLike[str]]
         else:
             raise ValueError(f"{path}: expected a fit (.nc), a comparison (.json) or a run directory")
     return fits, comps, truths, {k: v for k, v in sensitivity.items() if k in fits}
-
-
-def report_cli(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *, title: str | None = None,
-               markdown: bool = True, force: bool = False, predictive: bool = True,
-               echo: Callable[[str], None] | None = None) -> int:
-    """`mscbayes report FIT_OR_COMPARISON ... -o report.html`: the body of the command.
-
-    Loads the fits, comparisons and run directories in `paths`, builds the report and writes
-    `out` (and the Markdown twin beside it, ``report.md`` + ``report_figures/``, unless
-    ``markdown=False``). Refuses to overwrite existing files unless ``force``. Returns the exit
-    code: 0, or 3 when any fit is untrustworthy (the report is written either way).
-    """
-    say = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    out = Path(out)
-    md = out.with_suffix(".md")
-    ensure_writable(out, force=force, what="report file")
-    if markdown:
-        ensure_writable(md, force=force, what="report file")
-    if not paths:
-        raise ValueError("give at least one fit (.nc), comparison (.json) or run directory")
-    fits, comps, truths, sensitivity = load_results(paths)
-    if not fits:
-        raise ValueError("no fit among the inputs; a report needs at least one fit")
-    say(f"building the report of {len(fits)} fit(s) and {len(comps)} comparison(s)")
-    report = build_report(fits, comparisons=comps, truths=truths, sensitivity=sensitivity, title=title,
-                          predictive=predictive, progress=say)
-    report.to_html(out, force=force)
-    say(f"wrote {out}")
-    if markdown:
-        report.to_markdown(md, force=force)
-        say(f"wrote {md}")
-    if not report.trustworthy:
-        say("UNTRUSTWORTHY: " + "; ".join(f"{f.name}: {f.verdict}" for f in report.untrustworthy_fits))
-        return 3
-    return 0

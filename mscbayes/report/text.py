@@ -7,27 +7,27 @@ sentences refer to (24 h, 10 % alive, 50 % dead material, SD ratio 0.7, ...) are
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from mscbayes.constants import INTERVAL_PROB
+from mscbayes.families.contract import Quantity
+from mscbayes.formatting import fmt_interval, fmt_number, fmt_prob, hdi
+
 __all__ = [
-    "HDI_PROB",
     "WEAK_ID_RATIO",
     "SENSITIVITY_SHIFT",
     "Caveat",
-    "Quantity",
-    "QUANTITIES",
     "fmt_number",
     "fmt_interval",
+    "fmt_prob",
     "hdi",
     "quantity_sentence",
-    "fate_conclusions",
+    "derived_conclusions",
     "comparison_conclusion",
-    "treg_conclusions",
     "identifiability_caveats",
     "sensitivity_caveats",
     "species_caveats",
@@ -38,8 +38,6 @@ __all__ = [
     "pareto_caveats",
 ]
 
-#: Credible-interval mass of every interval in the report.
-HDI_PROB: float = 0.94
 #: A parameter whose posterior SD is above this fraction of its prior SD is flagged as weakly identified.
 WEAK_ID_RATIO: float = 0.7
 #: A prior-sensitivity refit that moves a posterior mean by more than this many posterior SDs is flagged.
@@ -57,96 +55,23 @@ class Caveat:
     text: str
 
 
-@dataclass(frozen=True)
-class Quantity:
-    """How to speak about one derived quantity."""
-
-    label: str             # noun phrase, e.g. "live-cell half-life in the lung"
-    unit: str              # "h" or "" (fractions are given as fractions of ...)
-    of: str                # what a fraction is a fraction of ("" for non-fractions)
-    threshold: float       # the value a probability statement refers to
-    direction: str         # "<" or ">": the probability reported is P(q direction threshold)
-    threshold_words: str   # e.g. "shorter than 24 h"
-
-
-#: The fate model's derived quantities (mscbayes.model.DERIVED).
-QUANTITIES: dict[str, Quantity] = {
-    "lung_live_half_life_h": Quantity("live-cell half-life in the lung", "h", "", 24.0, "<", "shorter than 24 h"),
-    "first_pass_lung_fraction": Quantity("fraction of an intravenous dose trapped in the lung on the first pass",
-                                         "", "", 0.9, ">", "above 0.9"),
-    "fraction_alive_24h": Quantity("fraction of infused cells still alive at 24 h", "", "", 0.1, "<", "below 0.1"),
-    "liver_dead_share_24h": Quantity("share of dead-cell material in the MSC material found in the liver at 24 h",
-                                     "", "", 0.5, ">", "above one half"),
-    "fraction_reaching_target_alive": Quantity(
-        "fraction of an intravenous dose that ever reaches an injured tissue (1 % of cardiac output) alive",
-        "", "", 0.01, "<", "below 1 %"),
-}
-
-
-# --------------------------------------------------------------------------- numbers
-
-
-def fmt_number(x: float, digits: int = 2) -> str:
-    """``digits`` significant digits, no scientific notation between 1e-4 and 1e6."""
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    x = float(x)
-    if x == 0:
-        return "0"
-    mag = math.floor(math.log10(abs(x)))
-    if mag >= 6 or mag < -4:
-        return f"{x:.{max(digits - 1, 0)}e}"
-    decimals = max(digits - 1 - mag, 0)
-    return f"{x:,.{decimals}f}".replace(",", "\u2009") if abs(x) >= 1e4 else f"{x:.{decimals}f}"
-
-
-def fmt_interval(lo: float, hi: float, digits: int = 2, sep: str = "–") -> str:
-    """``lo–hi`` with enough digits that the two ends differ (``0.993–0.998`` rather than ``0.99–1``)."""
-    for d in range(digits, digits + 5):
-        a, b = fmt_number(lo, d), fmt_number(hi, d)
-        if a != b or lo == hi:
-            return f"{a}{sep}{b}"
-    return f"{fmt_number(lo, digits + 5)}{sep}{fmt_number(hi, digits + 5)}"
-
-
-def fmt_prob(p: float) -> str:
-    """A probability with two decimals, saying '> 0.99' / '< 0.01' rather than 1.00 / 0.00."""
-    if not np.isfinite(p):
-        return "n/a"
-    if p > 0.995:
-        return "> 0.99"
-    if p < 0.005:
-        return "< 0.01"
-    return f"{p:.2f}"
-
-
-def hdi(draws: np.ndarray, prob: float = HDI_PROB) -> tuple[float, float]:
-    """Highest-density interval of 1-D draws (NaN, NaN when there are no finite draws)."""
-    import arviz as az
-
-    x = np.asarray(draws, dtype=float).reshape(-1)
-    x = x[np.isfinite(x)]
-    if x.size < 2:
-        return (float("nan"), float("nan"))
-    lo, hi = az.hdi(x, hdi_prob=prob)
-    return float(lo), float(hi)
-
-
 # --------------------------------------------------------------------------- conclusions
 
 
-def quantity_sentence(name: str, draws: np.ndarray, *, study: str | None = None, species: str | None = None,
-                      prob: float = HDI_PROB) -> str:
-    """One sentence about one derived quantity: its interval, median and a probability."""
-    q = QUANTITIES.get(name)
+def quantity_sentence(name: str, draws: np.ndarray, *, quantity: Quantity | str | None = None,
+                      study: str | None = None, species: str | None = None, prob: float = INTERVAL_PROB) -> str:
+    """One sentence about one derived quantity: its interval, median and (with a `Quantity` that names a
+    threshold) the probability of being beyond the threshold."""
+    q = quantity if isinstance(quantity, Quantity) else None
     x = np.asarray(draws, dtype=float).reshape(-1)
     x = x[np.isfinite(x)]
     lo, hi = hdi(x, prob)
     med = float(np.median(x)) if x.size else float("nan")
     where = f"In {study}" + (f" ({species})" if species else "") if study else "Overall"
     pct = f"{prob * 100:.0f} %"
-    if q is None:
-        return f"{where}, {name} is {fmt_interval(lo, hi)} ({pct} interval; median {fmt_number(med)})."
+    if q is None or q.threshold is None:
+        label = q.label if q is not None else (quantity if isinstance(quantity, str) else name)
+        return f"{where}, the {label} is {fmt_interval(lo, hi)} ({pct} interval; median {fmt_number(med)})."
     unit = f" {q.unit}" if q.unit else ""
     p = float(np.mean(x < q.threshold)) if q.direction == "<" else float(np.mean(x > q.threshold))
     if q.of:
@@ -157,15 +82,18 @@ def quantity_sentence(name: str, draws: np.ndarray, *, study: str | None = None,
             f"the probability that it is {q.threshold_words} is {fmt_prob(p)}.")
 
 
-def fate_conclusions(fit_name: str, derived: Mapping[str, Mapping[str, np.ndarray]], *, trustworthy: bool,
-                     species: Mapping[str, str] | None = None, prob: float = HDI_PROB) -> list[str]:
-    """Sentences for the derived quantities of one fate fit: ``derived[quantity][study] = draws``."""
+def derived_conclusions(fit_name: str, derived: Mapping[str, Mapping[str, np.ndarray]],
+                        quantities: Mapping[str, Quantity | str], *, trustworthy: bool,
+                        species: Mapping[str, str] | None = None, prob: float = INTERVAL_PROB) -> list[str]:
+    """Sentences for the derived quantities of one fit: ``derived[quantity][study or species] = draws``,
+    in the order of the family's `quantities`."""
     out = []
     species = species or {}
     prefix = "" if trustworthy else f"[UNTRUSTWORTHY fit '{fit_name}': do not rely on this] "
-    for name in QUANTITIES:
-        for study, draws in derived.get(name, {}).items():
-            out.append(prefix + quantity_sentence(name, draws, study=study, species=species.get(study), prob=prob))
+    for name, q in quantities.items():
+        for where, draws in derived.get(name, {}).items():
+            out.append(prefix + quantity_sentence(name, draws, quantity=q, study=where, species=species.get(where),
+                                                  prob=prob))
     return out
 
 
@@ -184,33 +112,6 @@ def comparison_conclusion(name: str, table: pd.DataFrame, verdict: str | None = 
     out = [sentence + "."]
     if verdict:
         out.append(verdict)
-    return out
-
-
-def treg_conclusions(name: str, *, rule: str | None, contributions: pd.DataFrame | None = None,
-                     secretome: pd.DataFrame | None = None, probabilities: pd.DataFrame | None = None,
-                     prob: float = HDI_PROB, trustworthy: bool = True) -> list[str]:
-    """Sentences for a Treg fit: the pathway whose removal costs most, the secretome effect, the
-    rule weights."""
-    out = []
-    pct = f"{prob * 100:.0f} %"
-    prefix = "" if trustworthy else f"[UNTRUSTWORTHY fit '{name}': do not rely on this] "
-    if contributions is not None and len(contributions) and "mean" in contributions:
-        top = contributions["mean"].astype(float).idxmax()
-        r = contributions.loc[top]
-        out.append(prefix + f"{name} (rule '{rule}'): removing the {top} pathway would remove "
-                   f"{fmt_interval(r['hdi_low'], r['hdi_high'])} of the induction ({pct}; mean "
-                   f"{fmt_number(r['mean'])}), the largest share of any pathway.")
-    if secretome is not None and len(secretome):
-        for _, r in secretome.iterrows():
-            out.append(prefix + f"{name}: conditioned medium of {r.get('cm_study', '?')} changes "
-                       f"{r.get('readout', 'the Treg fraction')} by a fold change of "
-                       f"{fmt_interval(r['fold_change_hdi_low'], r['fold_change_hdi_high'])} ({pct}); "
-                       f"the probability that it raises it is {fmt_prob(float(r['prob_positive']))}.")
-    if probabilities is not None and len(probabilities) and "stacking_weight" in probabilities:
-        best = str(probabilities["stacking_weight"].astype(float).idxmax())
-        w = float(probabilities["stacking_weight"].max())
-        out.append(f"{name}: stacking puts {w:.2f} of the weight on the '{best}' combination rule.")
     return out
 
 
@@ -288,7 +189,7 @@ def simulated_caveats(simulated_sources: Sequence[str]) -> list[Caveat]:
                    "what MSC do.")]
 
 
-def truth_caveats(fit_name: str, missed: Sequence[str], *, prob: float = HDI_PROB) -> list[Caveat]:
+def truth_caveats(fit_name: str, missed: Sequence[str], *, prob: float = INTERVAL_PROB) -> list[Caveat]:
     """Simulation parameters that fall outside their posterior interval."""
     if not missed:
         return []

@@ -32,12 +32,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .mechanisms import assays as assay_mod
-from .mechanisms import hypotheses as hyp_mod
-from .mechanisms import immune, trapping
-from .mechanisms.fate import AnimalDesign, expected_signals
-from .priors import DEFAULT_PRIORS, Prior
+from mscbayes import __version__
+from mscbayes.mechanisms import assays as assay_mod
+from mscbayes.mechanisms import hypotheses as hyp_mod
+from mscbayes.mechanisms import immune, trapping
+from mscbayes.mechanisms.fate import AnimalDesign, expected_signals
+from mscbayes.priors import Prior
+
+from .mechanism_model import DRIVER_SCALE_PRIORS
+from .priors import KINETICS, MECHANISMS
 
 MEASURES = ("fraction_of_dose", "cells")
 OUTCOME_READOUTS = ("treg_pct_of_cd4", "macrophage_il10_pct", "cytokine_pg_ml", "disease_score")
@@ -198,7 +201,7 @@ def truth_parameters(priors: dict[str, Prior] | None = None, rng: np.random.Gene
                      params: dict | None = None) -> dict:
     """Population-level generating parameters: given values where supplied, prior draws otherwise
     (or prior medians when no rng is given)."""
-    priors = priors or DEFAULT_PRIORS
+    priors = priors or KINETICS
     out = {}
     for name, p in priors.items():
         out[name] = float(p.sample(rng)) if rng is not None else p.median()
@@ -273,7 +276,7 @@ def simulate(design: Design, params: dict | None = None, seed: int = 0,
              priors: dict[str, Prior] | None = None) -> pd.DataFrame:
     """Simulate a fate table (the schema of mscbayes.data.fate) for `design`.
 
-    params: population-level truth (names as in mscbayes.priors, e.g. kd, krel, sigma_cr51); missing
+    params: population-level truth (names as in the family's prior table, e.g. kd, krel, sigma_cr51); missing
     ones are drawn from `priors` when params is None, or set to prior medians otherwise. It may also hold
     ``extraction_shift_study``: this study's logit shift of lung extraction (the model's study-level effect,
     default 0). seed: int.
@@ -286,7 +289,7 @@ def simulate(design: Design, params: dict | None = None, seed: int = 0,
     if design.mechanistic:
         return simulate_mechanisms(design, params=params, seed=int(seed))
     rng = np.random.default_rng(int(seed))
-    priors = priors or DEFAULT_PRIORS
+    priors = priors or KINETICS
     truth = truth_parameters(priors, rng if params is None else None, params)
     animals = _animals(design)
     n = len(animals)
@@ -339,9 +342,7 @@ GAMMA_CYTOKINE_TRUTH = 1.5
 
 def mechanism_truth(params: dict | None = None) -> dict:
     """Generating parameters for `simulate_mechanisms`: mechanism prior medians, OUTCOME_TRUTH, overrides."""
-    from .priors import MECHANISM_PRIORS
-
-    truth = {name: p.median() for name, p in MECHANISM_PRIORS.items()}
+    truth = {name: p.median() for name, p in MECHANISMS.items()}
     for r, (a, b, s) in OUTCOME_TRUTH.items():
         truth.update({f"alpha_{r}": a, f"beta_{r}": b, f"sigma_{r}": s})
     truth["gamma_cytokine"] = GAMMA_CYTOKINE_TRUTH
@@ -371,8 +372,6 @@ def simulate_mechanisms(design: Design, hypothesis: str | None = None, params: d
     `mechanism_truth()` (design.truth is applied first). Truth kept in attrs["truth"].
     Validate with `mscbayes.data.outcomes.read_invivo_table`.
     """
-    from .priors import MECHANISM_PRIORS
-
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an integer, got {seed!r}")
     hypothesis = hyp_mod.check_hypothesis(hypothesis or design.hypothesis or "H0")
@@ -419,7 +418,7 @@ def simulate_mechanisms(design: Design, hypothesis: str | None = None, params: d
     if out_arms:
         times = np.unique(np.concatenate([np.asarray(a.outcome_times_h, float) for a in out_arms]))
         ad = _arm_design(out_arms)
-        R = hyp_mod.effect_trajectory(ad, truth, hypothesis, times, hyp_mod.driver_scales(MECHANISM_PRIORS))
+        R = hyp_mod.effect_trajectory(ad, truth, hypothesis, times, hyp_mod.driver_scales(DRIVER_SCALE_PRIORS))
         load = ad.switches.embolic * ad.dose_cells / hyp_mod.DOSE_REF
         pulse = hyp_mod.pulse(times[None, :] + 0.0 * load[:, None], truth, load[:, None])
         for ai, arm in enumerate(out_arms):

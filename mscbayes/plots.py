@@ -1,4 +1,4 @@
-"""Figures of the posterior report, usable on their own in scripts and notebooks.
+"""The toolkit's figures, used by the report and usable on their own in scripts and notebooks.
 
 Every ``plot_*`` function takes keyword arguments only, draws on a new `matplotlib.figure.Figure`
 (never the pyplot state machine, never ``plt.show()``) and returns ``(fig, axes)``; ``axes`` is one
@@ -25,9 +25,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
+from .constants import INTERVAL_PROB
+
 __all__ = [
     "DPI",
-    "HDI_PROB",
     "to_png",
     "to_data_uri",
     "plot_data",
@@ -40,8 +41,6 @@ __all__ = [
 
 #: Resolution of report figures (dots per inch).
 DPI: int = 100
-#: Central interval shown in bands and error bars.
-HDI_PROB: float = 0.94
 
 _PALETTE = ("#1b6ca8", "#d1495b", "#2a9d8f", "#e9a03b", "#6a4c93", "#5c6f7b", "#8ab17d", "#b56576")
 _MARKERS = ("o", "s", "D", "^", "P", "X", "*", "h")
@@ -217,7 +216,7 @@ def plot_data(*, data: pd.DataFrame, title: str | None = None, width: float = 10
     return fig, axes
 
 
-def plot_ppc(*, data: pd.DataFrame, predictive: np.ndarray, prob: float = HDI_PROB,
+def plot_ppc(*, data: pd.DataFrame, predictive: np.ndarray, prob: float = INTERVAL_PROB,
              title: str | None = None, width: float = 10.0, panel_height: float = 2.6):
     """Posterior predictive check of a fate table: the data over the predictive distribution.
 
@@ -271,7 +270,7 @@ def plot_ppc(*, data: pd.DataFrame, predictive: np.ndarray, prob: float = HDI_PR
     return fig, axes
 
 
-def plot_loo_pit(*, pit: np.ndarray, prob: float = HDI_PROB, title: str | None = None,
+def plot_loo_pit(*, pit: np.ndarray, prob: float = INTERVAL_PROB, title: str | None = None,
                  width: float = 8.0, height: float = 3.0):
     """LOO-PIT calibration: histogram of the leave-one-out probability integral transform values
     (left) and their empirical CDF against the uniform (right), with a pointwise ``prob`` band for
@@ -343,7 +342,7 @@ def _finite_on(values: np.ndarray, scale: str) -> np.ndarray:
 
 def plot_prior_posterior(*, posterior: Mapping[str, np.ndarray], prior: Mapping[str, np.ndarray] | None = None,
                          scales: Mapping[str, str] | None = None, truth: Mapping[str, float] | None = None,
-                         labels: Mapping[str, str] | None = None, ncols: int = 4, prob: float = HDI_PROB,
+                         labels: Mapping[str, str] | None = None, ncols: int = 4, prob: float = INTERVAL_PROB,
                          title: str | None = None, width: float = 10.0, panel_height: float = 1.9):
     """Prior (grey) against posterior (blue) draws, one small panel per quantity, in natural units.
 

@@ -1,5 +1,5 @@
-"""Hierarchical mechanism models: fate kinetics with immune handling, the in vitro NK block, and the
-shared regulatory-effect compartment driven by hypothesis H0–H4 (or H_mix), fitted to a combined table.
+"""The mechanism model: fate kinetics with immune handling, the in vitro NK block, and the shared
+regulatory-effect compartment driven by hypothesis H0–H4 (or H_mix), fitted to a combined in vivo table.
 
     build_mechanism_model(frame, priors=None, hypothesis="H1") -> pm.Model
     build_nk_model(nk_frame, priors=None) -> pm.Model                     (the in vitro block alone)
@@ -8,18 +8,19 @@ shared regulatory-effect compartment driven by hypothesis H0–H4 (or H_mix), fi
 rows and NK rows. Parts that are absent are simply left out, so the same builder fits fate data with
 the immune decomposition, NK data alone, or everything at once.
 
-Parameters (one prior table, `MECHANISM_PRIORS`: the fate model's priors with kd replaced by the immune
-decomposition of immune.py, plus the effect and outcome priors):
-  - kinetics: krel, kphi, kfrag, kmig, kdig, trapping (as the fate model), ln kd0 with study and animal
-    effects, NK lysis κ_NK · e_vivo, licensing ρ_lic, autologous factor, depletion efficiencies;
+Parameters (the family's prior table, `priors.MECHANISMS`: the kinetics without kd, which the immune
+decomposition replaces, plus NK/engulfment, effect and outcome priors):
+  - kinetics: krel, kphi, kfrag, kmig, kdig, trapping, ln kd0 with study and animal effects — the fate
+    family's one hierarchy (`hierarchy`); NK lysis κ_NK · e_vivo, licensing ρ_lic, autologous factor,
+    depletion efficiencies;
   - in vitro NK: donor-level ln κ (hierarchy around the same κ_NK), plateau A, resting activity;
-  - effect: u50, k_out (k_in ≡ k_out, effect.py), pulse decay k_pulse;
+  - effect: u50, k_out (k_in ≡ k_out, mechanisms.effect), pulse decay k_pulse;
   - outcomes: per readout (per cytokine) a baseline α, a slope β on R, a residual σ, and for cytokines a
     slope γ on the inflammatory pulse I(t). Transforms: logit(% / 100) for percentages, log for pg/mL,
     none for the disease score (the same for every hypothesis, so LOO compares like with like).
 Every hypothesis has exactly these parameters; only the driver differs (H_mix adds Dirichlet weights).
 
-Observations: the fate model's log-normal/Tobit terms (variable "y") and detected/not-detected terms
+Observations: the fate family's log-normal/Tobit terms (variable "y") and detected/not-detected terms
 ("detected"); "outcome" (normal on the transformed scale); "nk_lysis" (logit-normal %lysis) and
 "nk_lysed" (binomial counts). Each term is multiplied by a per-observation weight held in pm.Data
 (`w_<var>`, all ones in a normal fit); exact K-fold (mscbayes.compare) sets held-out weights to 0, samples,
@@ -36,37 +37,29 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from . import registry
-from .data.outcomes import PCT_READOUTS, read_invivo_table, split_parts
-from .mechanisms import effect, immune, trapping
-from .mechanisms import hypotheses as hyp
-from .mechanisms.backend import pytensor_backend
-from .model import (
-    _rv,
-    observation_terms,
-    prepare,
-    size_parameters,
+from mscbayes.data.outcomes import PCT_READOUTS, split_parts
+from mscbayes.mechanisms import effect, immune, trapping
+from mscbayes.mechanisms import hypotheses as hyp
+from mscbayes.mechanisms.backend import pytensor_backend
+
+from .hierarchy import (
+    animal_level,
+    choose_parameterisation,
+    population_parameters,
+    study_effects,
 )
-from .priors import DEFAULT_PRIORS, MECHANISM_PRIORS, Prior, override, priors_from_dict  # noqa: F401
+from .observations import observation_terms, prepare
+from .priors import MECHANISMS, PRIORS
 
-OBS_VARS = ("y", "detected", "outcome", "nk_lysis", "nk_lysed")
+__all__ = ["build_mechanism_model", "build_nk_model", "observation_groups", "transform_outcome", "outcome_key",
+           "DRIVER_SCALE_PRIORS"]
 
-def resolve_mechanism_priors(priors) -> dict[str, Prior]:
-    """None, a {name: Prior} table, its JSON form, or TOML-style overrides, on top of MECHANISM_PRIORS
-    (entries that only the kinetics-only model uses, such as kd, are ignored)."""
-    if not priors:
-        return dict(MECHANISM_PRIORS)
-    if all(isinstance(v, Prior) for v in priors.values()):
-        table = dict(priors)
-    elif all(isinstance(v, dict) and {"dist", "params"} <= set(v) and "name" in v for v in priors.values()):
-        table = priors_from_dict(priors)
-    else:
-        return override(MECHANISM_PRIORS, {k: v for k, v in priors.items() if k != "kd"})
-    return dict(MECHANISM_PRIORS, **{k: v for k, v in table.items() if k in MECHANISM_PRIORS})
+#: The prior table the hypothesis drivers are normalised with (`mechanisms.hypotheses.driver_scales`): the
+#: family's defaults (without the kinetics-only kd), fixed, so that u50 means the same whatever the overrides.
+DRIVER_SCALE_PRIORS = {k: v for k, v in PRIORS.items() if k != "kd"}
 
-
-def _logmu(prior: Prior):
-    return math.log(prior.params["median"]), prior.params["sigma"]
+_IMMUNE_PARAMS = ("kappa_nk", "nk_et_vivo", "resting_activity", "rho_lic", "autologous_factor", "eta_nk", "eta_clod",
+                  "apoptosis_factor")
 
 
 # ------------------------------------------------------------------------------------------ data preparation
@@ -161,11 +154,7 @@ def _weighted_binomial_logp(value, n, p, w):
 
 
 def _immune_params(pr) -> dict:
-    p = {}
-    for name in ("kappa_nk", "nk_et_vivo", "resting_activity", "rho_lic", "autologous_factor",
-                 "eta_nk", "eta_clod", "apoptosis_factor"):
-        p[name] = _rv(pr[name], name)
-    return p
+    return {name: pr[name].rv(name) for name in _IMMUNE_PARAMS}
 
 
 def _nk_block(nk: pd.DataFrame, pr, params, weights: dict):
@@ -174,10 +163,10 @@ def _nk_block(nk: pd.DataFrame, pr, params, weights: dict):
     model = pm.modelcontext(None)
     model.add_coord("nk_donor", donors)
     d_idx = pd.Index(donors).get_indexer(_s(nk["study"]) + "/" + _s(nk["donor"]))
-    sd = _rv(pr["sd_donor_nk"], "sd_donor_nk")
+    sd = pr["sd_donor_nk"].rv("sd_donor_nk")
     z = pm.Normal("z_kappa_donor", 0.0, 1.0, dims="nk_donor")
     kappa_donor = pm.Deterministic("kappa_nk_donor", params["kappa_nk"] * pt.exp(sd * z), dims="nk_donor")
-    A = _rv(pr["lysis_plateau"], "lysis_plateau")
+    A = pr["lysis_plateau"].rv("lysis_plateau")
     activated = (_s(nk["nk_state"]) == "activated").astype(float)
     k = immune.in_vitro_k(kappa_donor[d_idx], activated, nk["msc_licensed"].astype(float).to_numpy(),
                           nk["autologous"].astype(float).to_numpy(), nk["assay_hours"].astype(float).to_numpy(), params)
@@ -186,7 +175,7 @@ def _nk_block(nk: pd.DataFrame, pr, params, weights: dict):
     frac = nk["lysis_fraction"].notna().to_numpy()
     if frac.any():
         model.add_coord("obs_nk_lysis", nk["source_row"].to_numpy()[frac])
-        sigma = _rv(pr["sigma_nk"], "sigma_nk")
+        sigma = pr["sigma_nk"].rv("sigma_nk")
         y = np.clip(nk["lysis_fraction"].to_numpy(dtype=float)[frac], 1e-3, 1 - 1e-3)
         w = pm.Data("w_nk_lysis", np.ones(frac.sum()), dims="obs_nk_lysis")
         weights["nk_lysis"] = w
@@ -203,9 +192,9 @@ def _nk_block(nk: pd.DataFrame, pr, params, weights: dict):
                       dims="obs_nk_lysed")
 
 
-def build_nk_model(nk_frame: pd.DataFrame, priors=None) -> pm.Model:
-    """The in vitro NK cytotoxicity block on its own (validated NK frame)."""
-    pr = resolve_mechanism_priors(priors)
+def build_nk_model(nk_frame: pd.DataFrame, priors: dict | None = None) -> pm.Model:
+    """The in vitro NK cytotoxicity block on its own (validated NK frame; priors: a resolved table)."""
+    pr = dict(MECHANISMS, **(priors or {}))
     with pm.Model() as model:
         params = _immune_params(pr)
         model.mscbayes_weights = {}
@@ -216,25 +205,26 @@ def build_nk_model(nk_frame: pd.DataFrame, priors=None) -> pm.Model:
 # ------------------------------------------------------------------------------------------ the model
 
 
-def build_mechanism_model(frame: pd.DataFrame, priors=None, hypothesis: str = "H1") -> pm.Model:
-    """PyMC model of a combined in vivo frame under `hypothesis` (H0, H1, H2, H3, H4 or H_mix)."""
+def build_mechanism_model(frame: pd.DataFrame, priors: dict | None = None, hypothesis: str = "H1") -> pm.Model:
+    """PyMC model of a combined in vivo frame under `hypothesis` (H0, H1, H2, H3, H4 or H_mix);
+    priors: the resolved prior table (default `priors.MECHANISMS`)."""
     hyp.check_hypothesis(hypothesis)
-    pr = resolve_mechanism_priors(priors)
+    pr = dict(MECHANISMS, **(priors or {}))
     parts = split_parts(frame)
     treatments = {}
     if "outcome" in parts:
         o = parts["outcome"]
         g = o.groupby([_s(o["study"]), _s(o["arm"])], sort=False)[["treatment", "depletion"]].first()
         treatments = {k: (str(v["treatment"]), str(v["depletion"])) for k, v in g.iterrows()}
+    local = "fate" in parts and parts["fate"]["route"].astype(str).eq("local").any()
     xp = pytensor_backend()
     with pm.Model() as model:
         model.mscbayes_hypothesis = hypothesis
         weights: dict = {}
         model.mscbayes_weights = weights
-        params = {name: _rv(pr[name], name) for name in ("krel", "kphi", "kfrag", "kmig", "kdig")}
-        params.update(size_parameters(pr))
+        params, _ = population_parameters(pr, local_route=bool(local), death="kd0")
         params.update(_immune_params(pr))
-        mu0, s0 = _logmu(pr["kd0"])
+        mu0, s0 = pr["kd0"].log_mean()
         log_kd0 = pm.Normal("log_kd0", mu0, s0)
         params["kd0"] = pm.Deterministic("kd0", pt.exp(log_kd0))
         pm.Deterministic("k_nk_vivo", immune.nk_rate_in_vivo(params))
@@ -249,38 +239,29 @@ def build_mechanism_model(frame: pd.DataFrame, priors=None, hypothesis: str = "H
 
 
 def _fate_block(fate: pd.DataFrame, pr, params, log_kd0, treatments, weights, xp):
+    """The fate rows: the family's hierarchy around ln kd0 (`hierarchy.study_effects`, `hierarchy.animal_level`),
+    each arm's treatment and depletion acting on death, engulfment and what was infused, and the observation
+    layer with K-fold weights."""
     d = prepare(fate)
     f = d["frame"]
     model = pm.modelcontext(None)
     n_studies = len(d["studies"])
     model.add_coord("animal", d["animals"])
+    if n_studies > 1:
+        model.add_coord("study", d["studies"])
+    obs_per_study = f.groupby("study").size().reindex(d["studies"]).to_numpy()
+    obs_per_animal = f.groupby("animal").size().reindex(d["animals"]).to_numpy()
+    study_param = "none" if n_studies == 1 else choose_parameterisation(obs_per_study)
+    animal_param = choose_parameterisation(obs_per_animal)
+    model.mscbayes_parameterisation = {"study": study_param, "animal": animal_param}
     first = f.groupby("unit_key", sort=False).first().loc[d["units"]]
     keys = list(zip(_s(first["study"]), _s(first["arm"])))
     tr = [treatments.get(k, ("live", "none")) for k in keys]
     sw = immune.arm_switches([t for t, _ in tr], [dd for _, dd in tr],
                              licensed=first["ifng_licensed"].astype(bool).to_numpy())
-    # study and animal effects (non-centred)
-    if n_studies > 1:
-        model.add_coord("study", d["studies"])
-        sd_s = _rv(pr["sd_study_kd"], "sd_study_kd")
-        sd_se = _rv(pr["sd_study_extraction"], "sd_study_extraction")
-        zs = pm.Normal("z_kd_study", 0, 1, dims="study")
-        zse = pm.Normal("z_extraction_study", 0, 1, dims="study")
-        lk_study = log_kd0 + sd_s * zs
-        ext_study = sd_se * zse
-    else:
-        lk_study = pt.zeros(1) + log_kd0
-        ext_study = pt.zeros(1)
-    sd_a = _rv(pr["sd_animal_kd"], "sd_animal_kd")
-    sd_ae = _rv(pr["sd_animal_extraction"], "sd_animal_extraction")
-    sd_ar = _rv(pr["sd_animal_recovery"], "sd_animal_recovery")
-    za = pm.Normal("z_kd_animal", 0, 1, dims="animal")
-    zae = pm.Normal("z_extraction_animal", 0, 1, dims="animal")
-    zar = pm.Normal("z_recovery_animal", 0, 1, dims="animal")
+    lk_study, ext_study = study_effects(pr, log_kd0, n_studies, study_param)
     a_st = d["animal_study"]
-    log_kd0_animal = lk_study[a_st] + sd_a * za
-    ext_animal = ext_study[a_st] + sd_ae * zae
-    log_rec = sd_ar * zar
+    log_kd0_animal, ext_animal, log_rec = animal_level(pr, lk_study[a_st], ext_study[a_st], animal_param)
     ua = d["unit_animal"]
     kd = immune.death_rate(params, sw, xp, kd0=pt.exp(log_kd0_animal)[ua])
     p_unit = dict(params)
@@ -288,7 +269,7 @@ def _fate_block(fate: pd.DataFrame, pr, params, log_kd0, treatments, weights, xp
     viab = np.nan_to_num(d["viability"], nan=0.9) * (1.0 - sw.dead_at_infusion)
     design = d["design"]
     design = dataclasses.replace(design, dose_cells=design.dose_cells * sw.cells + 1e-300)
-    observation_terms(d, p_unit, kd, ext_animal, log_rec, viab, xp, design=design, weights=weights)
+    observation_terms(d, pr, p_unit, kd, ext_animal, log_rec, viab, xp, design=design, weights=weights)
 
 
 def _outcome_block(o: pd.DataFrame, pr, params, hypothesis, treatments, weights, xp):
@@ -310,13 +291,13 @@ def _outcome_block(o: pd.DataFrame, pr, params, hypothesis, treatments, weights,
     model.add_coord("outcome_key", key_list)
     model.add_coord("obs_outcome", o["source_row"].to_numpy())
     for name in ("u50", "k_out", "k_pulse"):
-        params[name] = _rv(pr[name], name)
+        params[name] = pr[name].rv(name)
     weights_mix = None
     if hypothesis == "H_mix":
         model.add_coord("driver", list(hyp.DRIVEN))
         weights_mix = pm.Dirichlet("mix_weights", a=np.ones(len(hyp.DRIVEN)), dims="driver")
     nodes = effect.time_grid(times)
-    R = hyp.effect_trajectory(design, params, hypothesis, times, hyp.driver_scales(MECHANISM_PRIORS), xp,
+    R = hyp.effect_trajectory(design, params, hypothesis, times, hyp.driver_scales(DRIVER_SCALE_PRIORS), xp,
                               weights=weights_mix, nodes=nodes)
     R = pt.as_tensor_variable(R)
     # outcome parameters: one per readout key, priors by readout kind
@@ -338,7 +319,7 @@ def _outcome_block(o: pd.DataFrame, pr, params, hypothesis, treatments, weights,
     if cyt.any():
         cyt_keys = [k for k, c in zip(key_list, cyt) if c]
         model.add_coord("cytokine_key", cyt_keys)
-        g = _rv(pr["gamma_cytokine"], "gamma_cytokine", dims="cytokine_key")
+        g = pr["gamma_cytokine"].rv("gamma_cytokine", dims="cytokine_key")
         load = design.switches.embolic * design.dose_cells / hyp.DOSE_REF
         I = hyp.pulse(times[None, :] + 0.0 * load[:, None], params, load[:, None], xp)  # (arm, time)
         gk = pt.zeros(len(key_list))
@@ -351,14 +332,3 @@ def _outcome_block(o: pd.DataFrame, pr, params, hypothesis, treatments, weights,
     y_data = pm.Data("outcome_value", y, dims="obs_outcome")
     pm.CustomDist("outcome", mu, sigma[k_idx], w, logp=_weighted_normal_logp, observed=y_data, dims="obs_outcome")
     pm.Deterministic("effect_R", R, dims=None)
-
-
-# ------------------------------------------------------------------------------------------ registry
-
-
-def _build_for_registry(frame: pd.DataFrame, priors: dict, hypothesis: str | None) -> pm.Model:
-    return build_mechanism_model(frame, priors, hypothesis or "H0")
-
-
-registry.register(registry.ModelKind(name="mechanisms", build=_build_for_registry, read_table=read_invivo_table),
-                  replace=True)

@@ -1,7 +1,7 @@
 """Evidence synthesis: published summaries of MSC fate as likelihood terms on the fate model's quantities.
 
 Each published number enters through the likelihood that matches how it was reported, on the model
-quantity it measures (issue 4). The model quantity of a row is a positive number q (its log m = ln q is
+quantity it measures. The model quantity of a row is a positive number q (its log m = ln q is
 what the likelihoods take):
 
     quantity      what q is (pytensor twin of the mechanisms, evaluated for the row's design)
@@ -41,7 +41,7 @@ model. σ for signal rows is `sigma_between[assay]` (between-subject log-SD, ani
 for derived quantities (ratio, half-life, extraction) the row's `assumed_log_sd`.
 
 Imaging region-of-interest fractions (planar ¹¹¹In and the like): rows with `calibrated = True` get a
-calibration factor per study, ln c_s ~ N(0, CALIBRATION_LOG_SD) (attenuation, background and ROI
+calibration factor per study, ln c_s ~ N(0, σ) with σ from the prior ``log_calibration`` (attenuation, background and ROI
 drawing), multiplying q.
 
 Species. Assumed SHARED across species: the capillary-trapping curves (d50 and slope of the lung and the
@@ -49,12 +49,11 @@ systemic beds), release, engulfment, debris wash-out, phagocyte migration and di
 re-deposition shares, and the between-study SDs. NOT shared: the arterial flow fractions
 (trapping.FLOW_FRACTIONS, fixed allometric values per species, which change first-pass allocation), and the
 death rate, which has a species-level effect ln kd_species = ln kd + δ_species (mouse is the reference,
-δ_mouse = 0; δ ~ N(0, SPECIES_KD_SD) for the others). Study effects (ln kd and logit lung extraction,
-`model.study_effects`) sit on top of the species level; each evidence study (and each study of an optional
+δ_mouse = 0; δ from the prior ``kd_species_effect`` for the others). Study effects (ln kd and logit lung
+extraction, `hierarchy.study_effects`) sit on top of the species level; each evidence study (and each study of an optional
 individual-level fate table) is one study level.
 
-Entry points:
-    evidence_rows_from_datasets(names=None, include_comparators=False, assume=None) -> EvidenceSelection
+Entry points (the bundled rows that feed it: `evidence_rows.evidence_rows_from_datasets`):
     build_evidence_model(evidence_rows, priors=None, fate_frame=None) -> pm.Model
     evidence_frame(rows) -> validated DataFrame (EVIDENCE_COLUMNS)
     summarise_individual(frame) -> mean ± SD evidence rows computed from an individual-level fate table
@@ -63,24 +62,38 @@ Entry points:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import os
 
 import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from . import model as fate_model
-from .mechanisms import trapping
-from .mechanisms.assays import ASSAY_INFO, ASSAYS, detection_limit
-from .mechanisms.backend import pytensor_backend
-from .mechanisms.fate import AnimalDesign, expected_signals, fate_states, fraction_ever_alive_in
-from .priors import DEFAULT_PRIORS
+from pymc.distributions.dist_math import normal_lcdf
+
+from mscbayes.data.validation import Table, frame_sha256
+from mscbayes.mechanisms import trapping
+from mscbayes.mechanisms.assays import ASSAYS, detection_limit
+from mscbayes.mechanisms.backend import pytensor_backend
+from mscbayes.mechanisms.fate import AnimalDesign, expected_signals, fate_states, fraction_ever_alive_in
+
+from ..contract import Quantity
+from .hierarchy import (
+    animal_level,
+    choose_parameterisation,
+    lung_size_parameterisation,
+    population_parameters,
+    study_effects,
+    study_extraction_parameterisation,
+)
+from .model import DERIVED as FATE_DERIVED
+from .observations import BACKGROUND_FRACTION, observation_terms, prepare
+from .priors import EVIDENCE
 
 __all__ = [
-    "EVIDENCE_COLUMNS", "KINDS", "QUANTITIES", "EvidenceSelection", "EvidenceError",
-    "evidence_frame", "evidence_rows_from_datasets", "build_evidence_model", "summarise_individual",
-    "normal_lcdf", "mean_logp", "sd_logp", "range_logp", "bound_logp", "k_of_n_logp", "point_logp", "evidence_logp",
+    "EVIDENCE_COLUMNS", "KINDS", "QUANTITIES", "EvidenceError",
+    "evidence_frame", "read_evidence_table", "build_evidence_model", "summarise_individual",
+    "mean_logp", "sd_logp", "range_logp", "bound_logp", "k_of_n_logp", "point_logp", "evidence_logp",
     "SPECIES_DERIVED",
 ]
 
@@ -91,11 +104,22 @@ MEASURES = ("fraction_of_dose", "cells")
 DEFAULT_HALF_LIFE_WINDOW_H = (1.0, 72.0)   # [D] window of the effective loss rate when a paper gives none
 HALF_LIFE_POINTS = 8
 DEFAULT_ASSUMED_LOG_SD = 0.35              # [D] "about x" / a bare value: ±35 % (1 SD on the log scale)
-# prior SDs of the imaging calibration factor and the species effect on ln kd: in the prior table
-# (priors.DEFAULT_PRIORS "log_calibration", "kd_species_effect"), overridable like every prior
-CALIBRATION_LOG_SD = DEFAULT_PRIORS["log_calibration"].params["sigma"]
-SPECIES_KD_SD = DEFAULT_PRIORS["kd_species_effect"].params["sigma"]
 SPECIES_DERIVED = ("mouse", "rat", "human")
+#: Derived quantities (deterministics, dims "species": population level, typical 20 ± 4 µm MSC, IV bolus): the
+#: kinetics-only model's, per species, plus the dead-cell shares of liver and spleen at 24 and 72 h.
+DERIVED: dict[str, Quantity] = {
+    **{f"{name}_species": q for name, q in FATE_DERIVED.items() if name != "liver_dead_share_24h"},
+    "liver_dead_share_24h_species": FATE_DERIVED["liver_dead_share_24h"],
+    "spleen_dead_share_24h_species": Quantity("share of dead-cell material in the MSC material found in the "
+                                              "spleen at 24 h", threshold=0.5, direction=">",
+                                              threshold_words="above one half"),
+    "liver_dead_share_72h_species": Quantity("share of dead-cell material in the MSC material found in the "
+                                             "liver at 72 h", threshold=0.5, direction=">",
+                                             threshold_words="above one half"),
+    "spleen_dead_share_72h_species": Quantity("share of dead-cell material in the MSC material found in the "
+                                              "spleen at 72 h", threshold=0.5, direction=">",
+                                              threshold_words="above one half"),
+}
 TINY = 1e-300
 
 EVIDENCE_COLUMNS = {
@@ -119,17 +143,6 @@ class EvidenceError(ValueError):
 
 
 # ============================================================================== likelihood functions (pytensor)
-
-
-def normal_lcdf(mu, sigma, x):
-    """log Φ((x − mu)/sigma) to double precision in both tails (erfcx below −1, log1p(−erfc/2) above)."""
-    z = (x - mu) / sigma
-    zs = z / math.sqrt(2.0)
-    cut = -1.0 / math.sqrt(2.0)   # z = −1; each branch is fed only values in its own domain (safe gradients)
-    zl = pt.minimum(zs, cut)
-    lower = pt.log(pt.erfcx(-zl) / 2.0) - zl**2
-    upper = pt.log1p(-pt.erfc(pt.maximum(zs, cut)) / 2.0)
-    return pt.switch(pt.lt(z, -1.0), lower, upper)
 
 
 def _log_diff_cdf(za, zb):
@@ -269,8 +282,7 @@ def _num(x) -> float:
 def evidence_frame(rows) -> pd.DataFrame:
     """A validated evidence table (columns EVIDENCE_COLUMNS, defaults filled) from a DataFrame, a list of
     dicts or an EvidenceSelection. Every problem is collected and raised together as EvidenceError."""
-    if isinstance(rows, EvidenceSelection):
-        rows = rows.rows
+    rows = getattr(rows, "rows", rows)  # an EvidenceSelection (evidence_rows) gives its rows
     f = pd.DataFrame(rows).copy() if not isinstance(rows, pd.DataFrame) else rows.copy()
     if f.empty:
         raise EvidenceError("no evidence rows to fit")
@@ -368,8 +380,8 @@ def evidence_frame(rows) -> pd.DataFrame:
 
 
 def summarise_individual(frame: pd.DataFrame, spread_type: str = "sd") -> pd.DataFrame:
-    """Evidence rows computed from an individual-level fate table, as a paper would print them (the
-    consistency check of issue 4): per (study, arm, time, organ, assay, measure) group of continuous rows,
+    """Evidence rows computed from an individual-level fate table, as a paper would print them (a consistency
+    check between the two likelihoods): per (study, arm, time, organ, assay, measure) group of continuous rows,
     a mean ± SD (or SEM) with n when every value is above the detection limit; a range from 0 to the largest
     value when some are below it ("< LOD to x"); an upper bound at the limit when all are below it."""
     f = frame[(frame["row_kind"].astype(str) == "individual") & frame["measure"].isin(MEASURES)].copy()
@@ -405,229 +417,6 @@ def summarise_individual(frame: pd.DataFrame, spread_type: str = "sd") -> pd.Dat
             row.update(kind="point", value=float(vals[0]), mapping="single animal")
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-# ============================================================================== the bundled datasets
-
-
-@dataclass
-class EvidenceSelection:
-    """The bundled rows that map onto model quantities (`rows`, an evidence table) and those that do not
-    (`excluded`: study, quantity, line, what, reason)."""
-
-    rows: pd.DataFrame
-    excluded: pd.DataFrame
-
-    def summary(self) -> str:
-        lines = [f"{len(self.rows)} evidence rows map onto model quantities:"]
-        for _, r in self.rows.iterrows():
-            lines.append(f"  {r.row_id}: {r.kind} {r.quantity} — {r.mapping}")
-        lines.append(f"{len(self.excluded)} bundled rows do not map:")
-        for _, r in self.excluded.iterrows():
-            lines.append(f"  {r.study} line {r.line} ({r.quantity}: {r.what}): {r.reason}")
-        return "\n".join(lines)
-
-
-# Study-specific readings of rows whose meaning the generic rules cannot see, keyed by
-# (dataset, line of source_curated.csv). Each says which model quantity the printed number measures.
-_SPECIFIC = {
-    ("toma2009", 3): dict(
-        kind="mean", quantity="extraction", organ="rest", scale="normal",
-        mapping="92 ± 7 % of rat MSC arrested at the precapillary level on the first pass through the cremaster "
-                "(intravital microscopy, n = 6) = per-pass extraction of a systemic capillary bed ('rest') for the "
-                "study's 23 µm cells; normal on the group mean, ± of unstated type read as SEM (conservative)"),
-    ("toma2009", 8): dict(
-        kind="point", quantity="ratio", organ="rest", assay="bli", time_h=72.0, ref_time_h=0.01,
-        route="intra_arterial", route_organ="rest", assumed_log_sd=0.5,
-        mapping="14 % of the MSC counted in the cremaster at 3 days relative to the initial count = live arrested "
-                "cells X_rest(72 h) / X_rest(0) after an intra-arterial bolus into the muscle's artery (cells counted "
-                "by microscopy read as live: dead cells are engulfed within hours, kphi ~ 0.5/h); no n or spread "
-                "printed → point with assumed log-SD 0.5"),
-    ("lee2009", 2): dict(
-        kind="point", quantity="half_life",
-        mapping="'half-life about 24 h' of human DNA (Alu qPCR) in the mouse lung after 2e6 hMSC IV = ln 2 / the "
-                "effective loss rate of lung material X+Y+Z (log-linear slope over 1–72 h); 'about' → assumed log-SD "
-                "0.35"),
-}
-
-# Why the rest cannot map (by quantity, or by dataset and line for the specific cases).
-_REASONS_BY_QUANTITY = {
-    "diameter_um": "a property of the infused product, not an in vivo measurement: used as the design diameter of "
-                   "the study's other rows when it has one unflagged value",
-    "radius_um": "anatomy (capillary/sinusoid size): a prior on the trapping curves, not an MSC likelihood term",
-    "length_um": "anatomy, not an MSC measurement",
-    "transit_time_s": "haemodynamics (transit time): the model resolves circulation at quasi-steady state",
-    "velocity_mm_s": "haemodynamics (blood velocity): not a model quantity",
-    "velocity_um_s": "haemodynamics (blood velocity): not a model quantity",
-    "cortical_tension_dyn_cm": "cell mechanics in vitro: the trapping curve has no deformability term",
-    "concentration_ng_ml": "in vitro secretion: not a fate quantity",
-    "t2star_ms": "MRI T2* is an image intensity: mapping it to an amount of iron needs a relaxivity calibration "
-                 "(or ΔR2* ratios with n per time point), neither printed",
-    "tmax_h": "time of the blood peak: the model has no blood compartment (circulation is quasi-steady)",
-    "percent_change": "an in vitro proliferation change with an unclear reference",
-    "fraction_detected": "a proportion detected without k (k of n is what the binomial needs)",
-    "count": "a count of things other than cells in an organ",
-}
-
-_REASONS_SPECIFIC = {
-    ("devine2003", 2): "donor chimerism (fraction of the cells in a tissue) across ~16 tissues and 9–21 months: "
-                       "not a fraction of the dose, no organ, no time",
-    ("ge2014", 6): "number of animals with infarcts: an outcome of microembolism, not detection of cells",
-    ("ge2014", 7): "number of animals with infarcts: an outcome of microembolism, not detection of cells",
-    ("ge2014", 8): "number of animals with infarcts: an outcome of microembolism, not detection of cells",
-    ("lee2009", 3): "'< 1000 hMSC in six other tissues': no time point and not per tissue or total (flag ambiguous)",
-    ("ortiz2003", 2): "a fraction of the lung's DNA (not of the dose), with no time point",
-    ("ortiz2003", 3): "a fold change with bleomycin injury: the kinetics-only model has no injury state; no time point",
-    ("ortiz2003", 4): "enrichment in one lung cell type: the model has no cell-type compartments within an organ",
-    ("shim2015", 3): "a ratio of blood mean residence times (IA / IV): the model has no blood compartment",
-    ("shim2015", 4): "joint / muscle levels are tissue concentrations: no tissue masses, and a muscle sample is not "
-                     "the whole 'rest' compartment; no dose printed",
-    ("toma2009", 4): "blood velocity: haemodynamics, not a model quantity",
-    ("toma2009", 5): "blood velocity: haemodynamics, not a model quantity",
-    ("toma2009", 9): "duplicate of line 8 (the same 3-day loss shown in the hypothesis figure)",
-    ("nasef2007", 2): "in vitro HLA-G expression: not a fate quantity",
-    ("sci2014_939275", 21): "k of n counts organs (102 of 190), not subjects",
-}
-
-_MODEL_ORGANS = set(trapping.ORGANS)
-
-
-def _diameter_by_study(d: pd.DataFrame) -> dict[str, float]:
-    out = {}
-    for study, g in d[(d["quantity"] == "diameter_um") & (d["msc"].astype(str).str.lower() == "true")].groupby("study"):
-        g = g[g["flag"].map(_text) == ""]
-        if len(g) == 1 and np.isfinite(g["value"].astype(float).iloc[0]):
-            out[study] = float(g["value"].astype(float).iloc[0])
-    return out
-
-
-def evidence_rows_from_datasets(names=None, include_comparators: bool = False, assume: dict | None = None
-                                ) -> EvidenceSelection:
-    """The MSC evidence usable now: bundled derived.csv (and fate.csv summary) rows that map onto model quantities.
-
-    names: datasets to read (default: all with a derived or fate table). Comparator and anatomy rows are
-    excluded unless `include_comparators` (and even then only rows whose design is complete map).
-    assume: {dataset: {column: value}} fills design fields a paper does not print (e.g.
-    {"sci2014_939275": {"route": "intravenous"}}); every use is written into the row's `mapping`.
-    Returns EvidenceSelection(rows, excluded) — each excluded row with its reason.
-    """
-    from .data.registry import dataset_info, dataset_names, load_dataset
-
-    assume = assume or {}
-    rows, excluded = [], []
-    for name in (names or dataset_names()):
-        info = dataset_info(name)
-        files = info.get("files", [])
-        if "derived.csv" not in files and "fate.csv" not in files:
-            continue
-        if "fate.csv" in files:
-            fate = load_dataset(name, "fate").frame
-            summ = fate[fate["row_kind"].astype(str) != "individual"]
-            for i, r in summ.iterrows():
-                excluded.append(dict(study=name, line=i + 2, quantity="fate " + str(r.row_kind), what=str(r.organ),
-                                     reason="fate.csv summary rows: not read yet (no bundled dataset has them)"))
-        if "derived.csv" not in files:
-            continue
-        d = load_dataset(name)["derived"].copy()
-        lines = d["x_literature_row"].astype(int) if "x_literature_row" in d else pd.Series(range(2, len(d) + 2))
-        diam = _diameter_by_study(d)
-        for (_, r), line in zip(d.iterrows(), lines):
-            what = " / ".join(x for x in (_text(r.get("tissue")), _text(r.get("condition"))) if x)
-            base = dict(study=name, line=int(line), quantity=r.quantity, what=what[:70])
-            msc = str(r.msc).strip().lower() == "true"
-            if not msc and not include_comparators:
-                excluded.append(dict(base, reason="comparator or anatomy (not MSC): never pooled as MSC evidence"))
-                continue
-            flag = _text(r.get("flag"))
-            key = (name, int(line))
-            if key in _REASONS_SPECIFIC:
-                excluded.append(dict(base, reason=_REASONS_SPECIFIC[key]))
-                continue
-            if flag and key not in _SPECIFIC:
-                excluded.append(dict(base, reason=f"flagged '{flag}' in the dataset: not used until checked"))
-                continue
-            design = dict(
-                row_id=f"{name}:{line}", study=name, species=_text(r.species), route=_text(r.route),
-                route_organ=_text(r.route_organ), dose_cells=_num(r.dose_cells),
-                time_h=_num(r.time_h), organ=_text(r.organ), assay=_text(r.assay),
-                value=_num(r.value),
-                value_min=_num(r.value_min),
-                value_max=_num(r.value_max),
-                spread_type=_text(r.spread_type), spread=_num(r.spread),
-                n=_num(r.n), k=_num(r.k),
-                source=_text(r.source), location_in_paper=_text(r.location_in_paper),
-                diameter_mean_um=diam.get(name, np.nan),
-                diameter_sd_um=0.2 * diam[name] if name in diam else np.nan,
-            )
-            notes = []
-            if name in diam:
-                notes.append(f"product diameter {diam[name]:g} µm from the study (SD taken as 20 % [D])")
-            for col, val in assume.get(name, {}).items():
-                if not _text(design.get(col)):
-                    design[col] = val
-                    notes.append(f"ASSUMED {col} = {val} (not printed)")
-            if key in _SPECIFIC:
-                spec = dict(_SPECIFIC[key])
-                mapping = spec.pop("mapping")
-                design.update(spec)
-                if design["quantity"] != "signal" and not np.isfinite(design["dose_cells"]):
-                    design["dose_cells"] = 1e6  # a derived ratio/half-life/extraction does not depend on the dose
-                rows.append(dict(design, mapping="; ".join([mapping] + notes)))
-                continue
-            reason = _generic_reason(r, design)
-            if reason:
-                excluded.append(dict(base, reason=reason))
-                continue
-            kind = {"k_of_n": "k_of_n", "fraction_of_dose": _fraction_kind(design)}[r.quantity]
-            design.update(kind=kind, quantity="signal",
-                          measure="cells" if kind == "k_of_n" else "fraction_of_dose")
-            if kind == "k_of_n":
-                notes.insert(0, f"{int(design['k'])} of {int(design['n'])} animals with {design['assay']} signal in "
-                                f"the {design['organ']} at {design['time_h']:g} h: P(signal > default LOD)")
-            rows.append(dict(design, mapping="; ".join(notes)))
-    sel_rows = evidence_frame(rows) if rows else pd.DataFrame(columns=list(EVIDENCE_COLUMNS))
-    return EvidenceSelection(sel_rows, pd.DataFrame(excluded, columns=["study", "line", "quantity", "what", "reason"]))
-
-
-def _fraction_kind(design) -> str:
-    st = design["spread_type"]
-    if st in ("sd", "sem", "unstated") and design["n"] >= 1:
-        return "mean"
-    if st == "range":
-        return "range"
-    if st == "upper_bound":
-        return "upper_bound"
-    if st == "lower_bound":
-        return "lower_bound"
-    return "point"
-
-
-def _generic_reason(r, design) -> str:
-    """Why a row without a study-specific reading cannot map (empty when it can)."""
-    q = r.quantity
-    if q in _REASONS_BY_QUANTITY:
-        return _REASONS_BY_QUANTITY[q]
-    if q not in ("k_of_n", "fraction_of_dose"):
-        return f"quantity '{q}' has no generic mapping and no study-specific reading"
-    missing = [c for c in ("route", "organ", "assay") if not _text(design[c])]
-    if ";" in design["species"] or not design["species"]:
-        missing.append("single species")
-    if not np.isfinite(design["time_h"]):
-        missing.append("time_h")
-    if not np.isfinite(design["dose_cells"]):
-        missing.append("dose_cells")
-    if design["organ"] and design["organ"] not in _MODEL_ORGANS:
-        return f"organ '{design['organ']}' is not a model organ"
-    if not design["organ"]:
-        return ("the tissue (see `what`) is not a model organ: a sample of the 'rest' compartment (or heart, brain), "
-                "and the model has no per-tissue share of 'rest'")
-    if design["assay"] and design["assay"] not in ASSAYS:
-        return f"assay '{design['assay']}' is not in the assay vocabulary"
-    if q == "k_of_n" and _text(r.unit) not in ("animals", "mice", "rats", "subjects", "patients"):
-        return f"k of n counts {_text(r.unit) or 'something other than subjects'}, not subjects"
-    if missing:
-        return "design incomplete: " + ", ".join(missing) + " not printed (pass `assume` to supply a stated assumption)"
-    return ""
 
 
 # ============================================================================== the model
@@ -716,13 +505,14 @@ def _pack(f: pd.DataFrame):
                 has_sd=has_sd, uses_sigma_param=uses_sigma_param, observed=observed)
 
 
-def build_evidence_model(evidence_rows, priors=None, fate_frame: pd.DataFrame | None = None) -> pm.Model:
+def build_evidence_model(evidence_rows, priors: dict | None = None, fate_frame: pd.DataFrame | None = None
+                         ) -> pm.Model:
     """PyMC model of published evidence rows (and optionally an individual-level fate table, fitted jointly).
 
     evidence_rows: an evidence table (EVIDENCE_COLUMNS; see `evidence_frame`), a list of row dicts or an
-    EvidenceSelection; priors: as model.build_model; fate_frame: individual rows of a validated fate table.
-    The population rates and trapping parameters (`model.population_parameters`) and the study effects
-    (`model.study_effects`, one level per study of the evidence and of the fate table) are the fate model's.
+    EvidenceSelection; priors: the resolved prior table (default `priors.EVIDENCE`); fate_frame: individual rows
+    of a validated fate table. The population rates and trapping parameters and the study effects (one level per
+    study of the evidence and of the fate table) are the fate family's one hierarchy (`hierarchy`).
 
     Shared across species: trapping curves (lung and systemic d50 and slope), krel, kphi, kfrag, kmig, kdig,
     the label re-deposition shares and the between-study SDs. Species-specific: arterial flow fractions
@@ -736,8 +526,8 @@ def build_evidence_model(evidence_rows, priors=None, fate_frame: pd.DataFrame | 
     cardiac output, ever reached alive); and per evidence row `evidence_quantity` (q).
     """
     f = evidence_frame(evidence_rows)
-    pr = fate_model.resolve_priors(priors)
-    d_fate = fate_model.prepare(fate_frame) if fate_frame is not None else None
+    pr = dict(EVIDENCE, **(priors or {}))
+    d_fate = prepare(fate_frame) if fate_frame is not None else None
     studies = list(dict.fromkeys(list(f["study"]) + (d_fate["studies"] if d_fate else [])))
     fate_species = list(d_fate["design"].species) if d_fate else []
     species = list(dict.fromkeys(list(SPECIES_DERIVED) + list(f["species"]) + fate_species))
@@ -747,7 +537,7 @@ def build_evidence_model(evidence_rows, priors=None, fate_frame: pd.DataFrame | 
     counts = f.groupby("study").size().reindex(studies).fillna(0).to_numpy()
     if d_fate:
         counts = counts + d_fate["frame"].groupby("study").size().reindex(studies).fillna(0).to_numpy()
-    study_param = "none" if n_studies == 1 else fate_model.choose_parameterisation(counts)
+    study_param = "none" if n_studies == 1 else choose_parameterisation(counts)
 
     pts, row_points = _points(f)
     pk = _pack(f)
@@ -759,10 +549,10 @@ def build_evidence_model(evidence_rows, priors=None, fate_frame: pd.DataFrame | 
     local_route = (f["route"] == "local").any() or (d_fate is not None and (d_fate["design"].route == "local").any())
     with pm.Model(coords=coords) as model:
         model.mscbayes_parameterisation = {"study": study_param,
-                                           "study_extraction": fate_model.study_extraction_parameterisation(study_param),
-                                           "lung_size": fate_model.lung_size_parameterisation(pr)}
-        params, log_kd = fate_model.population_parameters(pr, local_route=bool(local_route))
-        log_kd_study, ext_study = fate_model.study_effects(pr, log_kd, n_studies, study_param)
+                                           "study_extraction": study_extraction_parameterisation(study_param),
+                                           "lung_size": lung_size_parameterisation(pr)}
+        params, log_kd = population_parameters(pr, local_route=bool(local_route))
+        log_kd_study, ext_study = study_effects(pr, log_kd, n_studies, study_param)
         z_sp = pm.Normal("z_kd_species", 0.0, 1.0, shape=len(species) - 1)
         sp_prior = pr["kd_species_effect"].params
         delta_sp = pm.Deterministic("kd_species_effect",
@@ -774,7 +564,7 @@ def build_evidence_model(evidence_rows, priors=None, fate_frame: pd.DataFrame | 
         need_v = set(f.loc[f["viability"].isna(), "study"])
         if d_fate is not None and np.isnan(d_fate["viability"]).any():
             need_v |= {d_fate["studies"][s] for s in d_fate["unit_study"][np.isnan(d_fate["viability"])]}
-        v_study = fate_model._rv(pr["viability"], "viability_study", dims="study") if need_v else None
+        v_study = pr["viability"].rv("viability_study", dims="study") if need_v else None
 
         m_rows = _row_log_quantities(f, pts, row_points, params, log_kd_study, ext_study, delta_sp, sp_index,
                                      studies, v_study, xp)
@@ -792,7 +582,8 @@ def build_evidence_model(evidence_rows, priors=None, fate_frame: pd.DataFrame | 
         pm.Deterministic("evidence_quantity", pt.exp(m_rows), dims="evidence_row")
 
         if assays_used:
-            sigma_between = pm.HalfNormal("sigma_between", sigma=[max(0.5, ASSAY_INFO[a].noise_sd_prior)
+            # between-subject log-SD of group summaries: at least 0.5 wide (animal effects included) [D]
+            sigma_between = pm.HalfNormal("sigma_between", sigma=[max(0.5, pr[f"sigma_{a}"].params["sigma"])
                                                                  for a in assays_used], dims="evidence_assay")
             a_idx = np.maximum(pd.Index(assays_used).get_indexer(f["assay"]), 0)
             sig = pt.switch(pk["uses_sigma_param"], sigma_between[a_idx], f["assumed_log_sd"].to_numpy())
@@ -834,7 +625,7 @@ def _row_log_quantities(f, pts, row_points, params, log_kd_study, ext_study, del
         req_index = {r: j for j, r in enumerate(requests)}
         p_req = np.array([req_index[r] for r in zip(pts["assay"], pts["organ"])])
         dose = pts["dose"].to_numpy(float)
-        log_sig = pt.log(S[p_req, np.arange(len(pts))] + fate_model.BACKGROUND_FRACTION * dose)
+        log_sig = pt.log(S[p_req, np.arange(len(pts))] + BACKGROUND_FRACTION * dose)
     ext_rows = np.flatnonzero((f["quantity"] == "extraction").to_numpy())
     if len(ext_rows):
         fe = f.iloc[ext_rows]
@@ -857,12 +648,12 @@ def _row_log_quantities(f, pts, row_points, params, log_kd_study, ext_study, del
 
 
 def _individual_block(model, d, pr, params, log_kd_study, ext_study, delta_sp, sp_index, studies, v_study, xp):
-    """The fate model's animal level and observation terms for individual rows (`model.animal_level`,
-    `model.observation_terms`: the same code as `model.build_model`), on the shared study effects and
-    the species effect on the death rate."""
+    """The family's animal level and observation terms for individual rows (`hierarchy.animal_level`,
+    `observations.observation_terms`: the same code as the kinetics-only model), on the shared study effects
+    and the species effect on the death rate."""
     f = d["frame"]
     obs_per_animal = f.groupby("animal").size().reindex(d["animals"]).to_numpy()
-    animal_param = fate_model.choose_parameterisation(obs_per_animal)
+    animal_param = choose_parameterisation(obs_per_animal)
     cont = np.isin(d["measure"], ["fraction_of_dose", "cells"])
     det = d["measure"] == "detected"
     src = f["source_row"].astype(int).to_numpy() if "source_row" in f else np.arange(len(f))
@@ -874,14 +665,14 @@ def _individual_block(model, d, pr, params, log_kd_study, ext_study, delta_sp, s
     a_study = g_study[d["animal_study"]]
     a_sp = sp_index.get_indexer([d["design"].species[np.flatnonzero(d["unit_animal"] == a)[0]]
                                  for a in range(len(d["animals"]))])
-    log_kd_a, ext_a, log_rec = fate_model.animal_level(pr, log_kd_study[a_study] + delta_sp[a_sp],
+    log_kd_a, ext_a, log_rec = animal_level(pr, log_kd_study[a_study] + delta_sp[a_sp],
                                                          ext_study[a_study], animal_param)
     viab = d["viability"]
     if np.isnan(viab).any():
         viability = pt.switch(np.isnan(viab), v_study[g_study[d["unit_study"]]], np.nan_to_num(viab))
     else:
         viability = pt.as_tensor_variable(viab)
-    fate_model.observation_terms(d, params, pt.exp(log_kd_a)[d["unit_animal"]], ext_a, log_rec, viability, xp)
+    observation_terms(d, pr, params, pt.exp(log_kd_a)[d["unit_animal"]], ext_a, log_rec, viability, xp)
 
 
 def _species_derived(params, log_kd, delta_sp, species, xp):
@@ -917,3 +708,18 @@ def _species_derived(params, log_kd, delta_sp, species, xp):
     pm.Deterministic("fraction_reaching_target_alive_species",
                      fraction_ever_alive_in(typical, params, kd=kd, viability=1.0, lung_logit_offset=0.0, xp=xp),
                      dims="species")
+
+
+def read_evidence_table(source) -> Table:
+    """An evidence table (EVIDENCE_COLUMNS) from a CSV path, a DataFrame, a list of row dicts or an
+    EvidenceSelection, validated by `evidence_frame`, as a `Table` of kind "evidence"."""
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        try:
+            rows = pd.read_csv(name, dtype=str, keep_default_na=False)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no evidence table at {name}") from None
+    else:
+        name, rows = "<DataFrame>", source
+    frame = evidence_frame(rows)
+    return Table(kind="evidence", frame=frame, source=name, sha256=frame_sha256(frame))
