@@ -238,3 +238,83 @@ def test_nk_clean(tmp_path):
     assert f.effector_target_ratio.tolist() == [10.0, 10.0, 10.0]
     assert f.msc_licensed.tolist() == [False, False, True] and f.autologous.dtype == bool
     assert f.lysed.dtype == "Int64"
+
+
+# ------------------------------------------------------------------------------- co-culture: published summaries
+
+SUM_HEADER = CC_HEADER + ["row_kind", "spread_type", "spread", "n", "value_min", "value_max", "location_in_paper"]
+SUM_ROWS = [  # lines 2..6
+    dict(study="s2", donor="6 donors", responder="pbmc", msc_ratio="0", msc_form="none", day="5",
+         readout="foxp3_of_cd4", row_kind="mean", value_pct="4.1", spread_type="SEM", spread="0.6", n="6",
+         source="10.5555/example.2024"),
+    dict(study="s2", donor="6 donors", responder="pbmc", msc_ratio="1:10", msc_form="cells", day="5",
+         readout="foxp3_of_cd4", row_kind="mean", value_pct="9.8", spread_type="unstated", spread="1.2", n="6",
+         source="10.5555/example.2024"),
+    dict(study="s2", donor="6 donors", responder="pbmc", msc_ratio="1:10", msc_form="cells", contact="transwell",
+         day="5", readout="foxp3_of_cd4", row_kind="range", value_pct="5.0", value_min="3.9", value_max="6.2", n="6",
+         source="10.5555/example.2024"),
+    dict(study="s2", donor="6 donors", responder="pbmc", msc_ratio="1:10", msc_form="cells", day="5",
+         blockers="indomethacin", readout="foxp3_of_cd4", row_kind="upper_bound", value_max="3",
+         source="10.5555/example.2024"),
+    dict(study="s2", donor="d1", responder="pbmc", msc_ratio="1:10", msc_form="cells", day="5",
+         readout="foxp3_of_cd4", events_positive="512", events_total="10000"),
+]
+
+
+def sum_with(tmp_path, changes: dict[int, dict]) -> Path:
+    rows = [dict(r) for r in SUM_ROWS]
+    for line, cells in changes.items():
+        rows[line - 2].update(cells)
+    return write(tmp_path, SUM_HEADER, rows, name="summary.csv")
+
+
+def test_coculture_summaries_validate(tmp_path):
+    from mscbayes.data.coculture import individual_rows, summary_rows
+
+    f = read_coculture_table(sum_with(tmp_path, {})).frame
+    assert f.row_kind.tolist() == ["mean", "mean", "range", "upper_bound", "individual"]
+    assert f.spread_type.tolist()[:2] == ["sem", "unstated"]
+    assert f.value_pct.tolist()[:3] == pytest.approx([4.1, 9.8, 5.0])
+    assert f.n.tolist()[:3] == [6, 6, 6] and f.value_max.tolist()[3] == 3.0
+    assert len(summary_rows(f)) == 4 and len(individual_rows(f)) == 1
+
+
+SUM_CASES = [
+    ("mean_without_spread", {2: {"spread": ""}}, 2, "spread", None, ["the published SD or SEM", "mean row"]),
+    ("mean_without_n", {3: {"n": ""}}, 3, "n", None, ["number of donors or replicates"]),
+    ("mean_without_value", {2: {"value_pct": ""}}, 2, "value_pct", None, ["the group mean (% of CD4+)"]),
+    ("mean_with_events", {3: {"events_positive": "512"}}, 3, "events_positive", "512",
+     ["counts are for one donor's well"]),
+    ("mean_without_source", {2: {"source": ""}}, 2, "source", None, ["for a summary row"]),
+    ("range_reversed", {4: {"value_min": "7"}}, 4, "value_min", "7", ["value_min <= value_max (6.2)"]),
+    ("range_with_spread", {4: {"spread": "0.5"}}, 4, "spread", "0.5", ["not used in range rows"]),
+    ("range_above_100", {4: {"value_max": "620"}}, 4, "value_max", "620", ["between 0 and 100"]),
+    ("bound_with_value", {5: {"value_pct": "2.5"}}, 5, "value_pct", "2.5", ["not used in upper_bound rows"]),
+    ("individual_with_range", {6: {"value_max": "6"}}, 6, "value_max", "6", ["not used in individual rows"]),
+    ("individual_with_n", {6: {"n": "4"}}, 6, "n", "4", ["an empty cell or 1 for an individual row"]),
+    ("bad_spread_type", {2: {"spread_type": "iqr"}}, 2, "spread_type", "iqr", ["one of sd, sem, unstated"]),
+]
+
+
+@pytest.mark.parametrize("changes,row,column,value,words", [c[1:] for c in SUM_CASES],
+                         ids=[c[0] for c in SUM_CASES])
+def test_coculture_malformed_summary(tmp_path, changes, row, column, value, words):
+    path = sum_with(tmp_path, changes)
+    with pytest.raises(DataValidationError) as info:
+        read_coculture_table(path)
+    check(info.value, path, row, column, value, *words)
+
+
+def test_coculture_per_donor_table_reads_as_before(tmp_path):
+    """The summary columns, present but unused, leave the validated frame and its sha256 unchanged; the
+    bundled per-donor Ivanova-Todorova table keeps its fingerprint."""
+    plain = read_coculture_table(cc_with(tmp_path, {}))
+    assert "row_kind" not in plain.frame.columns
+    rows = [dict(r, row_kind="individual") for r in CC_ROWS]
+    with_cols = read_coculture_table(write(tmp_path, SUM_HEADER, rows, name="wide.csv"))
+    assert list(with_cols.frame.columns) == list(plain.frame.columns)
+    pd.testing.assert_frame_equal(with_cols.frame, plain.frame)
+    assert with_cols.sha256 == plain.sha256
+    bundled = Path(__file__).resolve().parents[1] / "datasets" / "ivanovatodorova2012" / "coculture.csv"
+    assert read_coculture_table(bundled).sha256 == \
+        "a7f82118b221ddbc688be3861cfcf3a7557c6f5815d8648b29768e91088be3fe"

@@ -43,6 +43,8 @@ from mscbayes.data.registry import (
 )
 from mscbayes.data.validation import normalise_ref, read_csv_text
 
+SCHEMA_PARTS = ("fate", "derived", "coculture", "nk")
+
 REPO = Path(__file__).resolve().parents[1]
 ROOT = REPO / "datasets"
 LITERATURE_CANDIDATES = (REPO.parent / "shared" / "science" / "literature",
@@ -120,8 +122,8 @@ def test_every_dataset_loads_and_validates(name):
             assert isinstance(data, FateTable)
             assert read_fate_table(dataset_path(name) / "fate.csv").sha256 == data.sha256
             n += len(data)
-        elif key == "coculture":
-            assert isinstance(data, Table) and data.kind == "coculture"
+        elif key in ("coculture", "nk"):
+            assert isinstance(data, Table) and data.kind == key
             n += len(data)
         elif key == "derived":
             assert isinstance(data, pd.DataFrame) and len(data) > 0
@@ -132,6 +134,7 @@ def test_every_dataset_loads_and_validates(name):
         assert n == info["n_rows"], f"{name}: index says n_rows {info['n_rows']}, the tables have {n}"
     assert ("fate" in parts) == (info["status"] == "fate")
     assert ("coculture" in parts) == (info["status"] == "coculture")
+    assert ("nk" in parts) == (info["status"] == "nk")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -139,7 +142,7 @@ def test_every_row_has_a_source_and_a_location(name):
     skip_if_absent(name)
     parts = load_dataset(name)
     checked = 0
-    for key in ("fate", "derived", "coculture"):
+    for key in SCHEMA_PARTS:
         if key not in parts:
             continue
         frame = parts[key].frame if isinstance(parts[key], Table) else parts[key]
@@ -194,10 +197,45 @@ def _num(s: str) -> float | None:
     return float(s) if s else None
 
 
-def _check_against(name: str, lit: dict[int, dict]):
-    info = dataset_info(name)
-    d = load_dataset(name, "derived") if "derived.csv" in info["files"] else pd.DataFrame()
+# the value column of each in vitro table, and the column of the curated line it came from
+IN_VITRO_VALUES = {"nk": "lysis_fraction", "coculture": "value_pct"}
+
+
+def _check_in_vitro(name: str, key: str, lit: dict[int, dict], root=None) -> list[int]:
+    """Rows of nk.csv / coculture.csv against their curated lines (x_literature_row, x_conversion)."""
+    frame = load_dataset(name, key, root=root).frame
+    assert "x_literature_row" in frame.columns, f"{name}/{key}.csv: no x_literature_row column"
     used = []
+    for _, r in frame.iterrows():
+        line = int(r["x_literature_row"])
+        used.append(line)
+        c = lit[line]
+        where = f"{name} {key} row for curated line {line}"
+        factor = 0.01 if r.get("x_conversion", "") == "percent_to_fraction" else 1.0
+        pairs = [(IN_VITRO_VALUES[key], "value")] + [(col, col) for col in ("value_min", "value_max", "spread")
+                                                     if col in frame.columns]
+        for col, ccol in pairs:
+            want, got = _num(c[ccol]), r[col]
+            if want is None:
+                assert pd.isna(got), f"{where}: {col} {got} but the curated {ccol} is empty"
+            else:
+                assert math.isclose(got, want * factor, rel_tol=1e-9, abs_tol=1e-15), \
+                    f"{where}: {col} {got} != {c[ccol]} x {factor}"
+        if "n" in frame.columns:
+            want_n = _num(c["n"])
+            assert (pd.isna(r["n"]) if want_n is None else int(r["n"]) == int(want_n)), f"{where}: n"
+        assert r["location_in_paper"] == c["location_in_paper"].strip(), f"{where}: location"
+        assert r["source"] in c["doi_or_pmcid"], f"{where}: source {r['source']} not in {c['doi_or_pmcid']!r}"
+    return used
+
+
+def _check_against(name: str, lit: dict[int, dict], root=None):
+    info = dataset_info(name, root)
+    d = load_dataset(name, "derived", root=root) if "derived.csv" in info["files"] else pd.DataFrame()
+    used = []
+    for key in IN_VITRO_VALUES:
+        if f"{key}.csv" in info["files"]:
+            used += _check_in_vitro(name, key, lit, root)
     for _, r in d.iterrows():
         line = int(r["x_literature_row"])
         used.append(line)
@@ -237,6 +275,22 @@ def test_values_match_the_bundled_curated_rows(name):
     _check_against(name, curated_rows(dataset_path(name) / "source_curated.csv"))
 
 
+IMMUNE_ROLES = ("treg_in_vitro", "nk_in_vitro", "phagocytosis_in_vitro", "mechanism_in_vivo")
+
+
+@pytest.mark.parametrize("name", [n for n in OWN if not dataset_info(n)["literature_csv"]
+                                  and dataset_info(n)["role"] in IMMUNE_ROLES])
+def test_full_text_curation_quotes_every_line(name):
+    """An immune dataset curated straight from a publication keeps the printed words of each value: a `quote`
+    column, last, filled on every curated line."""
+    path = dataset_path(name) / "source_curated.csv"
+    with open(path, newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh))
+    assert header[-1] == "quote", f"{name}: the last column of source_curated.csv must be 'quote'"
+    for line, r in curated_rows(path).items():
+        assert r["quote"].strip(), f"{name}/source_curated.csv line {line}: empty quote"
+
+
 @pytest.mark.parametrize("name", OWN)
 def test_values_match_the_shared_literature(name):
     lit_dir = literature_dir()
@@ -268,6 +322,11 @@ def test_every_curated_study_with_numbers_is_bundled():
 def test_list_datasets():
     df = list_datasets()
     assert list(df.columns)[:5] == ["name", "role", "msc", "species", "n_rows"] and "citation" in df.columns
+    assert "tables" in df.columns
+    for _, r in df.iterrows():  # the schema tables each dataset lists, or 'raw'
+        stems = [Path(f).stem for f in dataset_info(r["name"])["files"] if not f.startswith("source")]
+        assert r["tables"] == (", ".join(stems) or "raw")
+    assert set(df.loc[df["name"] == "ivanovatodorova2012", "tables"]) == {"coculture"}
     assert set(df["name"]) == set(NAMES)
     assert df["msc"].dtype == bool
     text = format_dataset_list()
@@ -284,7 +343,7 @@ def test_show_dataset_gives_every_value_its_source(name):
     for c in info["caveats"]:
         assert c[:30] in " ".join(text.split())
     parts = load_dataset(name)
-    for key in ("fate", "derived", "coculture"):
+    for key in SCHEMA_PARTS:
         if key in parts:
             frame = parts[key].frame if isinstance(parts[key], Table) else parts[key]
             n_src = text.count("source ")
@@ -392,3 +451,69 @@ def test_bundled_tree_is_not_needed_for_a_copy(tmp_path):
     shutil.copytree(ROOT, dest)
     assert dataset_names(dest) == NAMES
     assert len(load_dataset("toma2009", "derived", root=dest)) == dataset_info("toma2009")["n_rows"]
+
+
+# ------------------------------------------------------------------------------ an in vitro NK dataset (nk.csv)
+
+NK_EXAMPLE_CSV = """study,donor,nk_state,msc_licensed,effector_target_ratio,assay_hours,blockers,assay,row_kind,lysis_fraction,spread_type,spread,n,value_min,value_max,source,location_in_paper,notes,x_literature_row,x_conversion
+example_nk2024,5 donors,activated,false,10,4,,cr51_release,mean,0.45,sd,0.08,5,,,10.5555/example.2024,Results,EXAMPLE. Printed 45 ± 8 %; stored /100.,2,percent_to_fraction
+example_nk2024,5 donors,activated,false,10,4,anti-NKG2D;anti-DNAM-1,cr51_release,mean,0.12,sd,0.04,5,,,10.5555/example.2024,Results,EXAMPLE. Printed 12 ± 4 %; stored /100.,3,percent_to_fraction
+example_nk2024,5 donors,activated,true,10,4,,cr51_release,range,,,,5,0.2,0.35,10.5555/example.2024,Table 1,EXAMPLE. Printed 20-35 %; stored /100.,4,percent_to_fraction
+"""
+NK_EXAMPLE_CURATED = """study_id,doi_or_pmcid,source_url,location_in_paper,species,strain,cell_source,dose_cells,route,assay,time_h,time_desc,organ_or_condition,quantity,value,value_min,value_max,unit,spread_type,spread,n,notes,quote
+example_nk2024,10.5555/example.2024,,Results,human,,BM-MSC,,in vitro,51Cr release,,4 h,IL-2 NK vs MSC 10:1,% specific lysis,45,,,%,SD,8,5,,45 ± 8 %
+example_nk2024,10.5555/example.2024,,Results,human,,BM-MSC,,in vitro,51Cr release,,4 h,IL-2 NK vs MSC 10:1 + anti-NKG2D + anti-DNAM-1,% specific lysis,12,,,%,SD,4,5,,12 ± 4 %
+example_nk2024,10.5555/example.2024,,Table 1,human,,IFN-γ-treated BM-MSC,,in vitro,51Cr release,,4 h,IL-2 NK vs IFN-γ MSC 10:1,% specific lysis,,20,35,%,range,,5,,20-35 %
+"""
+NK_EXAMPLE_INDEX = """[datasets.example_nk2024]
+citation = "Example A et al. (EXAMPLE, not a real study) 2024"
+doi = "10.5555/example.2024"
+pmcid = ""
+species = ["human"]
+role = "nk_in_vitro"
+msc = true
+status = "nk"
+files = ["nk.csv", "source_curated.csv"]
+n_rows = 3
+raw_only_lines = []
+literature_csv = ""
+owner = "datasets"
+description = "EXAMPLE: IL-2-activated NK lysis of MSC, with blockers and IFN-γ licensing, as published summaries."
+not_in_fate = "In vitro NK cytotoxicity: the NK table (nk.csv)."
+caveats = ["EXAMPLE data."]
+"""
+
+
+@pytest.fixture
+def nk_root(tmp_path):
+    folder = tmp_path / "example_nk2024"
+    folder.mkdir()
+    (folder / "nk.csv").write_text(NK_EXAMPLE_CSV, encoding="utf-8")
+    (folder / "source_curated.csv").write_text(NK_EXAMPLE_CURATED, encoding="utf-8")
+    (folder / "README.md").write_text("EXAMPLE\n", encoding="utf-8")
+    (tmp_path / "index.toml").write_text(NK_EXAMPLE_INDEX, encoding="utf-8")
+    return tmp_path
+
+
+def test_an_nk_dataset_loads_lists_and_shows(nk_root):
+    from mscbayes.data import NKTable
+
+    parts = load_dataset("example_nk2024", root=nk_root)
+    nk = parts["nk"]
+    assert isinstance(nk, NKTable) and len(nk) == dataset_info("example_nk2024", nk_root)["n_rows"]
+    assert nk.frame["row_kind"].tolist() == ["mean", "mean", "range"]
+    assert nk.frame["blockers"].tolist()[1] == "anti_dnam1;anti_nkg2d"
+    listed = list_datasets(nk_root)
+    assert listed.loc[0, "tables"] == "nk" and listed.loc[0, "status"] == "nk" and listed.loc[0, "role"] == "nk_in_vitro"
+    text = show_dataset("example_nk2024", nk_root)
+    assert "NK cytotoxicity schema" in text
+    assert "0.45 ± 0.08 (sd), n = 5 [fraction lysed] (mean)" in text
+    assert "anti_dnam1;anti_nkg2d" in text and "IFN-γ-licensed MSC" in text and "Table 1" in text
+    _check_against("example_nk2024", curated_rows(nk_root / "example_nk2024" / "source_curated.csv"), nk_root)
+
+
+def test_an_nk_dataset_value_must_match_its_curated_line(nk_root):
+    path = nk_root / "example_nk2024" / "nk.csv"
+    path.write_text(NK_EXAMPLE_CSV.replace("mean,0.45,sd,0.08", "mean,0.46,sd,0.08"), encoding="utf-8")
+    with pytest.raises(AssertionError, match="lysis_fraction 0.46 != 45 x 0.01"):
+        _check_against("example_nk2024", curated_rows(nk_root / "example_nk2024" / "source_curated.csv"), nk_root)

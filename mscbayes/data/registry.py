@@ -13,6 +13,7 @@ A dataset folder holds up to four kinds of file:
 * ``derived.csv``: published quantities the fate table has no field for (half-lives, fold changes, ratios,
   diameters, fractions of something other than the dose ...), read with `read_derived_table`;
 * ``coculture.csv``: the Treg co-culture table (docs/data_schema.md §2), read with `read_coculture_table`;
+* ``nk.csv``: the NK cytotoxicity table (docs/data_schema.md §3), read with `read_nk_table`;
 * ``source_*.csv``: the curated literature rows the tables were converted from, unchanged (raw form).
 
 Datasets are found in the repository's ``datasets/`` folder beside the package (a source checkout), or in the
@@ -33,6 +34,7 @@ import pandas as pd
 
 from .coculture import read_coculture_table
 from .fate import ASSAYS, ORGANS, ROUTE_ORGANS, ROUTES, SPECIES, read_fate_table
+from .nk import read_nk_table
 from .validation import DataValidationError, Problem, Table, normalise_ref, read_csv_text
 
 __all__ = [
@@ -64,9 +66,16 @@ ROLES = {
                   "priors only, never pooled as MSC",
     "anatomy": "anatomy or physiology (capillary and sinusoid sizes, transit times): capillary-size priors",
     "treg_in_vitro": "in vitro MSC immunology (Treg induction and its mediators)",
+    "nk_in_vitro": "in vitro NK cytotoxicity against MSC (lysis by E:T ratio, NK activation, IFN-γ licensing, "
+                   "blocking antibodies)",
+    "phagocytosis_in_vitro": "in vitro uptake of MSC by monocytes/macrophages and the phenotype that follows "
+                             "(IL-10, PD-L1, IDO, CD206)",
+    "mechanism_in_vivo": "in vivo mechanism experiments: live vs apoptotic/heat-inactivated MSC, phagocyte or NK "
+                         "depletion, conditioned medium; outcomes such as Treg %, IL-10+ macrophages, cytokines, "
+                         "disease scores",
 }
 NON_MSC_ROLES = ("comparator", "anatomy")
-STATUSES = ("fate", "derived", "coculture", "raw_only")
+STATUSES = ("fate", "derived", "coculture", "nk", "raw_only")
 INDEX_KEYS = ("citation", "doi", "pmcid", "species", "role", "msc", "status", "files", "n_rows",
               "raw_only_lines", "literature_csv", "owner", "description", "not_in_fate", "caveats")
 INDEX_SPECIES = tuple(SPECIES) + ("unspecified",)
@@ -336,17 +345,26 @@ def dataset_info(name: str, root: str | os.PathLike | None = None) -> dict:
     return info
 
 
-def list_datasets(root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """One row per dataset: name, role, msc, species, n_rows, status, citation (sorted by role, then name).
+def _table_kinds(files) -> str:
+    """The schema tables a dataset lists (fate, derived, coculture, nk, ...), or 'raw' for raw rows only."""
+    kinds = [Path(f).stem for f in files if f.endswith(".csv") and not Path(f).stem.startswith("source")]
+    return ", ".join(kinds) if kinds else "raw"
 
-    n_rows counts rows of the schema tables (fate.csv, derived.csv, coculture.csv), not the raw curated rows.
+
+def list_datasets(root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """One row per dataset: name, role, msc, species, n_rows, status, tables, citation (sorted by role, then
+    name). `tables` names the dataset's schema tables (fate, derived, coculture, nk ...; 'raw' if none).
+
+    n_rows counts rows of the schema tables (fate.csv, derived.csv, coculture.csv, nk.csv), not the raw
+    curated rows.
     """
     index = _read_index(datasets_root(root))
     order = {r: i for i, r in enumerate(ROLES)}
     rows = [{"name": n, "role": e["role"], "msc": bool(e["msc"]), "species": ", ".join(e["species"]),
-             "n_rows": int(e["n_rows"]), "status": e["status"], "citation": e["citation"]}
+             "n_rows": int(e["n_rows"]), "status": e["status"], "tables": _table_kinds(e["files"]),
+             "citation": e["citation"]}
             for n, e in index.items()]
-    df = pd.DataFrame(rows, columns=["name", "role", "msc", "species", "n_rows", "status", "citation"])
+    df = pd.DataFrame(rows, columns=["name", "role", "msc", "species", "n_rows", "status", "tables", "citation"])
     df["_o"] = df["role"].map(order)
     return df.sort_values(["_o", "name"]).drop(columns="_o").reset_index(drop=True)
 
@@ -368,7 +386,8 @@ def format_dataset_list(root: str | os.PathLike | None = None) -> str:
 
 # ------------------------------------------------------------------------------------------------- loading
 
-_READERS = {"fate": read_fate_table, "coculture": read_coculture_table, "derived": read_derived_table}
+_READERS = {"fate": read_fate_table, "coculture": read_coculture_table, "nk": read_nk_table,
+            "derived": read_derived_table}
 
 
 def _part_name(file: str) -> str:
@@ -388,8 +407,8 @@ def load_dataset(name: str, part: str | None = None, root: str | os.PathLike | N
     """Load dataset `name`.
 
     Without `part`: a dict of its tables, keyed by file stem: ``fate`` (FateTable, validated by
-    `read_fate_table`), ``derived`` (DataFrame checked by `read_derived_table`), ``coculture`` (CocultureTable)
-    and ``source_curated`` (the raw curated rows, strings, indexed by file line). With `part` (one of those
+    `read_fate_table`), ``derived`` (DataFrame checked by `read_derived_table`), ``coculture`` (CocultureTable),
+    ``nk`` (NKTable) and ``source_curated`` (the raw curated rows, strings, indexed by file line). With `part` (one of those
     keys): just that table. A file the index lists but the folder lacks is an error.
     """
     folder, e = _entry(name, root)
@@ -484,13 +503,40 @@ def _show_fate(t: Table) -> list[str]:
     return lines
 
 
+def _summary_value(r, value: str, unit: str) -> str | None:
+    """'9.8 ± 1.2 (sem), n = 6 [unit]' for a summary row of an in vitro table; None for an individual row."""
+    kind = r.get("row_kind", "individual")
+    if not isinstance(kind, str) or kind == "individual":
+        return None
+    return f"{_value_text(r, value=value)} [{unit}] ({kind})"
+
+
 def _show_coculture(t: Table) -> list[str]:
     lines = []
     for _, r in t.frame.iterrows():
-        v = (f"{_num(r['value_pct'])} %" if _has(r["value_pct"])
-             else f"{_num(r['events_positive'])} of {_num(r['events_total'])} events")
-        lines.append(f"  {r['donor']} {r['readout']} ({r['msc_form']}) = {v} "
-                     f"[source {r['source']}, {r['location_in_paper']}]")
+        v = _summary_value(r, "value_pct", "%") or (
+            f"{_num(r['value_pct'])} %" if _has(r["value_pct"])
+            else f"{_num(r['events_positive'])} of {_num(r['events_total'])} events")
+        extra = f", {r['blockers']}" if isinstance(r["blockers"], str) and r["blockers"] else ""
+        lines.append(f"  {r['donor']} {r['readout']} ({r['msc_form']}, {r['contact']}, monocytes "
+                     f"{r['monocytes']}{extra}) = {v} [source {r['source']}, {r['location_in_paper']}]")
+    return lines
+
+
+def _show_nk(t: Table) -> list[str]:
+    lines = []
+    for _, r in t.frame.iterrows():
+        v = _summary_value(r, "lysis_fraction", "fraction lysed") or (
+            f"{_num(r['lysis_fraction'])} lysed" if _has(r["lysis_fraction"])
+            else f"{_num(r['lysed'])} of {_num(r['targets'])} lysed")
+        design = [f"{r['nk_state']} NK", f"E:T {_num(r['effector_target_ratio'])}", f"{_num(r['assay_hours'])} h"]
+        design += ["IFN-γ-licensed MSC"] if r["msc_licensed"] else []
+        design += ["autologous"] if r["autologous"] else []
+        for c in ("blockers", "assay"):
+            if isinstance(r.get(c), str) and r.get(c):
+                design.append(r[c])
+        lines.append(f"  {r['donor']} ({', '.join(design)}) = {v}")
+        lines.append(_wrap(f"source {r['source']}, {r['location_in_paper']}"))
     return lines
 
 
@@ -543,6 +589,9 @@ def show_dataset(name: str, root: str | os.PathLike | None = None) -> str:
         elif key == "coculture":
             out.append(f"Values ({f}, {len(data)} rows, co-culture schema):")
             out.extend(_show_coculture(data))
+        elif key == "nk":
+            out.append(f"Values ({f}, {len(data)} rows, NK cytotoxicity schema):")
+            out.extend(_show_nk(data))
         elif info["status"] == "raw_only" or info["raw_only_lines"]:
             raw = None if info["status"] == "raw_only" else list(info["raw_only_lines"])
             shown = _show_raw(data, raw)
