@@ -36,6 +36,8 @@ from mscbayes.data import (
 from mscbayes.data.registry import (
     DATASETS_ENV,
     DERIVED_FLAGS,
+    DERIVED_INJURY,
+    DERIVED_ORGANS,
     DERIVED_QUANTITIES,
     NON_MSC_ROLES,
     ROLES,
@@ -184,7 +186,10 @@ def test_derived_vocabulary(name):
     assert set(d["quantity"]) <= set(DERIVED_QUANTITIES)
     assert set(d["flag"]) <= set(DERIVED_FLAGS) | {""}
     assert (d["study"] == name).all()
-    for _, r in d[d["quantity"].str.startswith("fraction")].iterrows():
+    assert set(d["organ"]) <= set(DERIVED_ORGANS) | {""}
+    if "injury" in d.columns:
+        assert set(d["injury"]) <= set(DERIVED_INJURY) | {""}
+    for _, r in d[d["quantity"].str.startswith("fraction") | (d["quantity"] == "roi_fraction")].iterrows():
         for c in ("value", "value_min", "value_max"):
             assert pd.isna(r[c]) or 0 <= r[c] <= 1
 
@@ -400,6 +405,18 @@ def test_derived_check_lists_every_problem():
     for col in ("source", "location_in_paper", "quantity", "value"):
         assert f"column '{col}'" in text
     assert len(e.value.problems) == 4
+
+
+def test_derived_check_knows_the_injury_column():
+    good = read_csv_text(ROOT / "toma2009" / "derived.csv")
+    assert "injury" not in good.columns  # the column is optional
+    bad = good.copy()
+    bad["injury"] = ""
+    bad.iloc[0, bad.columns.get_loc("injury")] = "infarct"
+    bad.iloc[1, bad.columns.get_loc("organ")] = "heart"  # a derived organ: allowed
+    with pytest.raises(DataValidationError) as e:
+        validate_derived_frame(bad, "toma.csv")
+    assert len(e.value.problems) == 1 and "column 'injury'" in str(e.value) and "contralateral" in str(e.value)
 
 
 # ------------------------------------------------------------------------------- the contributor guide's example

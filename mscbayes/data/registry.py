@@ -44,6 +44,8 @@ __all__ = [
     "DERIVED_QUANTITIES",
     "DERIVED_SPREAD_TYPES",
     "DERIVED_FLAGS",
+    "DERIVED_ORGANS",
+    "DERIVED_INJURY",
     "DatasetsNotFoundError",
     "UnknownDatasetError",
     "datasets_root",
@@ -111,6 +113,23 @@ DERIVED_QUANTITIES = {
     "t2star_ms": "MRI T2* relaxation time, ms",
     "cortical_tension_dyn_cm": "cortical tension, dyne per cm",
     "concentration_ng_ml": "concentration, ng per mL",
+    "dose_per_g": "fraction of the injected dose (or label) per gram of tissue (printed %ID/g divided by 100); may "
+                  "exceed 1 for small organs",
+    "roi_fraction": "share 0-1 of the image's (or whole-body) activity in a region of interest; `unit` says of what "
+                    "(e.g. 'fraction of whole-body counts')",
+}
+
+# Organs a derived row may name in `organ`: the fate-table organs plus the tissues the published studies report
+# most often. Any other tissue goes in `tissue` with `organ` empty.
+DERIVED_ORGANS = tuple(ORGANS) + ("heart", "brain", "blood", "bone_marrow", "muscle")
+
+# Optional column `injury` of derived.csv: which tissue of an injury model a row measures (empty = no injury model).
+DERIVED_INJURY = {
+    "injured": "the injured tissue (infarct, ischaemic hemisphere, injured organ)",
+    "sham": "the same tissue in sham-operated animals",
+    "contralateral": "the contralateral (uninjured) side of the same animals, e.g. the other hemisphere",
+    "uninjured": "the same tissue in animals without the injury (normal controls)",
+    "remote": "remote, uninjured tissue of the injured organ in the same animals (e.g. remote myocardium)",
 }
 
 DERIVED_SPREAD_TYPES = {
@@ -166,7 +185,9 @@ def validate_derived_frame(df: pd.DataFrame, file: str = "<DataFrame>") -> pd.Da
         problems.append(Problem(file, int(lines[i]), col, df.at[i, col], expected))
 
     vocab = {"quantity": DERIVED_QUANTITIES, "spread_type": DERIVED_SPREAD_TYPES, "flag": DERIVED_FLAGS,
-             "route": ROUTES, "route_organ": ROUTE_ORGANS, "organ": ORGANS, "assay": ASSAYS}
+             "route": ROUTES, "route_organ": ROUTE_ORGANS, "organ": DERIVED_ORGANS, "assay": ASSAYS}
+    if "injury" in df.columns:
+        vocab["injury"] = DERIVED_INJURY
     for i in range(len(df)):
         row = df.loc[i]
         for col in ("study", "quantity", "unit", "location_in_paper", "spread_type"):
@@ -213,7 +234,7 @@ def validate_derived_frame(df: pd.DataFrame, file: str = "<DataFrame>") -> pd.Da
             bad(i, "value_max", "the bound in value_max for an upper_bound")
         if st == "lower_bound" and not has["value_min"]:
             bad(i, "value_min", "the bound in value_min for a lower_bound")
-        if q.startswith("fraction"):
+        if q.startswith("fraction") or q == "roi_fraction":
             for col in ("value", "value_min", "value_max"):
                 v = row[col].strip()
                 try:
@@ -473,6 +494,8 @@ def _show_derived(df: pd.DataFrame) -> list[str]:
     lines = []
     for _, r in df.iterrows():
         parts = [x for x in (r["organ"], r["tissue"], r["condition"]) if isinstance(x, str) and x]
+        if isinstance(r.get("injury"), str) and r["injury"]:
+            parts.append(f"injury: {r['injury']}")
         where = ", ".join(dict.fromkeys(parts))
         when = f"{_num(r['time_h'])} h" if _has(r["time_h"]) else (r["time_desc"] or "")
         route = r["route"] + (f"->{r['route_organ']}" if r["route_organ"] else "") if r["route"] else ""
