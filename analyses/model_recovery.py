@@ -1,5 +1,5 @@
 """Model recovery: which design tells H1 (secretome of live trapped MSC) from H2 (macrophages that
-engulf dead MSC turn regulatory)? mechanisms.md §9.
+engulf dead MSC turn regulatory)? docs/science.md §9.
 
 Simulates replicate experiments under each generating hypothesis on two designs
 (analyses/recovery_discriminating.toml: live, heat-inactivated, clodronate and vehicle arms;
@@ -24,7 +24,7 @@ import pandas as pd
 from mscbayes.inference import SamplerSettings
 from mscbayes.provenance import atomic_write
 from mscbayes.recovery import model_recovery
-from mscbayes.simulate import load_design
+from mscbayes.families.fate.simulate import load_design
 
 HERE = Path(__file__).resolve().parent
 DESIGNS = {"discriminating": HERE / "recovery_discriminating.toml", "live_only": HERE / "recovery_live_only.toml"}

@@ -1,4 +1,4 @@
-"""What the bundled published evidence says about MSC fate (issue 4): fit the evidence model to every
+"""What the bundled published evidence says about MSC fate: fit the evidence model to every
 bundled MSC row that maps onto a model quantity, print the posteriors a scientist asks for with 94 %
 intervals (next to the prior, so the evidence's pull is visible), and a leave-one-study-out table.
 
@@ -6,7 +6,7 @@ intervals (next to the prior, so the evidence's pull is visible), and a leave-on
     /work/venv/bin/python analyses/published_fate.py --draws 300 --tune 300 --chains 2
     /work/venv/bin/python analyses/published_fate.py --assume-route sci2014_939275=intravenous
 
-Uses the public API only: mscbayes.evidence (selection, model), mscbayes.inference.sample. See
+Uses the evidence model of the fate family (its row selection and builder) and mscbayes.inference.sample. See
 analyses/published_fate.md for what the output means and which rows map.
 """
 
@@ -19,21 +19,13 @@ import warnings
 import numpy as np
 import pymc as pm
 
-from mscbayes.evidence import build_evidence_model, evidence_rows_from_datasets
+from mscbayes import families
+from mscbayes.constants import INTERVAL_PROB as PROB
+from mscbayes.families.fate.evidence import build_evidence_model
+from mscbayes.families.fate.evidence_rows import evidence_rows_from_datasets
 from mscbayes.inference import SamplerSettings, sample
 
-QUANTITIES = [
-    ("first_pass_lung_fraction_species", "first-pass lung trapping (fraction of an IV dose)", ("mouse", "rat", "human")),
-    ("lung_live_half_life_h_species", "live-cell half-life in the lung (h)", ("mouse", "rat", "human")),
-    ("fraction_alive_24h_species", "fraction of infused cells alive at 24 h", ("mouse", "rat", "human")),
-    ("liver_dead_share_24h_species", "dead-cell share of the liver material at 24 h", ("mouse", "rat", "human")),
-    ("liver_dead_share_72h_species", "dead-cell share of the liver material at 72 h", ("mouse", "rat", "human")),
-    ("spleen_dead_share_24h_species", "dead-cell share of the spleen material at 24 h", ("mouse", "rat", "human")),
-    ("spleen_dead_share_72h_species", "dead-cell share of the spleen material at 72 h", ("mouse", "rat", "human")),
-    ("fraction_reaching_target_alive_species",
-     "IV dose fraction ever reaching injured tissue alive", ("mouse", "rat", "human")),
-]
-PROB = 0.94
+QUANTITIES = [(name, str(q), ("mouse", "rat", "human")) for name, q in families.get("evidence").derived.items()]
 
 
 def interval(x: np.ndarray) -> tuple[float, float, float]:

@@ -19,7 +19,7 @@ from sampler_benchmark import benchmark_frame, free_names
 from toolkit_gate import parse_seeds
 
 from mscbayes.inference import SamplerSettings, sample
-from mscbayes.model import build_model
+from mscbayes.families.fate.model import build_fate_model as build_model
 
 
 def coordinate_labels(model) -> list[str]:

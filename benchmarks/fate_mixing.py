@@ -21,7 +21,8 @@ import time
 import arviz as az
 
 from mscbayes.inference import SamplerSettings, sample
-from mscbayes.model import ANIMAL_EFFECTS, build_model
+from mscbayes.families.fate.hierarchy import ANIMAL_EFFECTS
+from mscbayes.families.fate.model import build_fate_model as build_model
 from sampler_benchmark import benchmark_frame
 
 

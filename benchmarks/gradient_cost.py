@@ -17,7 +17,7 @@ import pytensor
 import pytensor.tensor as pt
 from sampler_benchmark import benchmark_frame
 
-from mscbayes.model import build_model
+from mscbayes.families.fate.model import build_fate_model as build_model
 
 MODES = {"numba": "NUMBA", "c": "FAST_RUN"}
 

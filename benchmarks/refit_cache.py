@@ -23,10 +23,10 @@ from pathlib import Path
 import pymc as pm
 
 from mscbayes.data.outcomes import read_invivo_table
-from mscbayes.hypotheses_model import build_mechanism_model
+from mscbayes.families.fate.mechanism_model import build_mechanism_model
 from mscbayes.inference import SamplerSettings, sample
-from mscbayes.model import build_model
-from mscbayes.simulate import load_design, simulate, simulate_mechanisms
+from mscbayes.families.fate.model import build_fate_model as build_model
+from mscbayes.families.fate.simulate import load_design, simulate, simulate_mechanisms
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

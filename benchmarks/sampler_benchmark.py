@@ -55,7 +55,7 @@ def benchmark_frame(scale: int = 1, seed: int = DATA_SEED, design: str = "flow")
     import pandas as pd
 
     from mscbayes.data import read_fate_table
-    from mscbayes.simulate import Arm, Design, simulate
+    from mscbayes.families.fate.simulate import Arm, Design, simulate
 
     if design not in ("flow", "label_only"):
         raise ValueError(f"design must be 'flow' or 'label_only', got {design!r}")
@@ -329,7 +329,8 @@ def stan_inits(model, seed: int) -> list[dict]:
 
 def worker(backend: str, scale: int, seed: int, out: str, animal_effects: str = "", lung_size: str = "",
            chains: int = CHAINS) -> None:
-    from mscbayes.model import ANIMAL_EFFECTS, build_model
+    from mscbayes.families.fate.hierarchy import ANIMAL_EFFECTS
+    from mscbayes.families.fate.model import build_fate_model as build_model
 
     global CHAINS  # this process runs one benchmark: every backend and metric reads the run's chain count
     CHAINS = chains
@@ -362,7 +363,7 @@ def check_logp(scale: int = 1, points: int = 5, seed: int = 1) -> dict:
     at random unconstrained points, both with every normalising constant."""
     import stan
 
-    from mscbayes.model import build_model
+    from mscbayes.families.fate.model import build_fate_model as build_model
 
     patch_httpstan_stanc_timeout()
     sys.path.insert(0, str(HERE / "stan"))

@@ -18,14 +18,14 @@ from typing import Any
 import pandas as pd
 
 from . import families
-from .compare import HypothesisComparison, compare_fits
+from .comparison import HypothesisComparison, compare_fits
 from .data import data_readers, detect_table_kind
 from .data.registry import list_datasets, load_dataset
 from .inference import Fit, SamplerSettings, fit_model
 from .predictive import PRIOR_DRAWS, add_predictive
 from .provenance import ensure_writable
-from .report.build import Report, build_report, load_results
-from .run import RunResult, run_analysis
+from .reporting.build import Report, build_report, load_results
+from .analysis import RunResult, run_analysis
 
 __all__ = ["read_table", "load_dataset", "list_datasets", "simulate", "build_model", "fit", "load_fit", "compare",
            "report", "run", "model_for"]
@@ -57,11 +57,12 @@ def _as_table(source, family: families.Family):
     return source if _is_table(source) else family.read_table(source)
 
 
-def simulate(design, *, model: str = "fate", seed: int = 0, params: Mapping | None = None,
+def simulate(design, *, model: str | None = None, seed: int = 0, params: Mapping | None = None,
              hypothesis: str | None = None) -> pd.DataFrame:
     """A virtual experiment of `design` (a TOML path, a parsed design dict, or the model's design object)
-    through the model's own simulator; the generating values are in ``frame.attrs["truth"]``."""
-    family = families.get(model)
+    through a model's own simulator (`model`; default: the one that generates data under `hypothesis`, else the
+    fate model); the generating values are in ``frame.attrs["truth"]``."""
+    family = families.get(model) if model else families.simulator_for(hypothesis)
     if family.simulate is None:
         raise ValueError(f"the {family.label} model has no simulator")
     if isinstance(design, (str, os.PathLike)):
@@ -109,9 +110,9 @@ def load_fit(path: str | os.PathLike) -> Fit:
     return Fit.load(path)
 
 
-def compare(fits, *, group: str | None = None, seed: int = 0, kfold: bool | str = "auto",
+def compare(fits, *, group: str | None = "default", seed: int = 0, kfold: bool | str = "auto",
             out: str | os.PathLike | None = None, force: bool = False) -> HypothesisComparison:
-    """Compare hypotheses of one model fitted to the same data (`mscbayes.compare.compare_fits`)."""
+    """Compare hypotheses of one model fitted to the same data (`mscbayes.comparison.compare_fits`)."""
     return compare_fits(fits, group=group, seed=seed, kfold=kfold, out=out, force=force)
 
 
@@ -177,5 +178,5 @@ def _collect(inputs) -> tuple[dict, list, dict, dict]:
 
 def run(analysis: str | os.PathLike, out: str | os.PathLike, *, refit: bool | Iterable[str] = False,
         progress: bool = True, echo=None) -> RunResult:
-    """The one-command analysis (`mscbayes.run.run_analysis`): fits, comparisons and the report in `out`."""
+    """The one-command analysis (`mscbayes.analysis.run_analysis`): fits, comparisons and the report in `out`."""
     return run_analysis(analysis, out, progress=progress, echo=echo, refit=refit)

@@ -50,14 +50,16 @@ def _guard(fn):
     from pydantic import ValidationError
 
     from . import families
-    from .compare import DataMismatchError, GroupingError
+    from .comparison import DataMismatchError, GroupingError
     from .data.kinds import TableKindError
+    from .data.registry import DatasetsNotFoundError, UnknownDatasetError
     from .data.validation import DataValidationError
-    from .families.fate import ModelDataError
+    from .families.contract import ModelDataError
     from .families.fate.simulate import DesignError
     from .inference import FitMismatchError
     from .priors import PriorError
-    from .run import AnalysisError
+    from .recovery import RecoveryError
+    from .analysis import AnalysisError
 
     try:
         return fn()
@@ -67,9 +69,10 @@ def _guard(fn):
         _fail(str(e), 1)
     except (ModelDataError, TableKindError) as e:
         _fail(str(e), 1)
-    except (DesignError, PriorError, UserError, AnalysisError, FileExistsError, FileNotFoundError,
+    except (DesignError, PriorError, UserError, AnalysisError, RecoveryError, FileExistsError, FileNotFoundError,
             IsADirectoryError, NotADirectoryError, DataMismatchError, GroupingError, FitMismatchError,
-            families.UnknownFamilyError, families.UnknownHypothesisError, ValidationError) as e:
+            families.UnknownFamilyError, families.UnknownHypothesisError, ValidationError, UnknownDatasetError,
+            DatasetsNotFoundError) as e:
         _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
     except PermissionError as e:
         _fail(f"permission denied: {e.filename}")
@@ -96,8 +99,8 @@ def main_options(version: bool = typer.Option(False, "--version", callback=_vers
 def simulate(design: Path = typer.Argument(..., help="design TOML (arms, routes, doses, times, organs, assays)"),
              out_path: Path = typer.Option(..., "--out", "-o", help="CSV file to write"),
              seed: int = typer.Option(0, "--seed", help="integer seed; same seed, same table"),
-             model: str = typer.Option("fate", "--model", help="the model whose simulator runs the design "
-                                       "(fate for in vivo designs, treg for co-culture designs)"),
+             model: Optional[str] = typer.Option(None, "--model", help="the model whose simulator runs the design "
+                                                 "(default: fate for in vivo designs; treg for co-culture designs)"),
              hypothesis: Optional[str] = typer.Option(None, "--hypothesis",
                                                       help="generate outcomes under this hypothesis (default: the "
                                                            "design's own `hypothesis`, else H0)"),
@@ -108,7 +111,7 @@ def simulate(design: Path = typer.Argument(..., help="design TOML (arms, routes,
         from . import api, families
         from .provenance import atomic_write, ensure_writable
 
-        family = families.get(model)
+        family = families.get(model) if model else families.simulator_for(hypothesis)
         truth_path = out_path.with_suffix(".truth.json")
         ensure_writable(out_path, force=force, what="output file")
         ensure_writable(truth_path, force=force, what="truth file")
@@ -269,7 +272,7 @@ def compare(fits: list[Path] = typer.Argument(..., help="two or more fit files m
             ensure_writable(out_path, force=force, what="comparison file")
             out_path.parent.mkdir(parents=True, exist_ok=True)
         loaded = [Fit.load(f, rebuild=False) for f in fits]
-        result = api.compare([str(f) for f in fits], group=group, out=out_path, seed=seed, force=force,
+        result = api.compare([str(f) for f in fits], group=group or "default", out=out_path, seed=seed, force=force,
                              kfold=modes[kfold])
         out.print(result.table.to_string(), markup=False)
         out.print(result.verdict_text(), markup=False)
@@ -342,7 +345,7 @@ def run(analysis: Path = typer.Argument(..., help="analysis TOML: data sets, mod
     for the same data, priors and settings are reused unless --refit)."""
 
     def body():
-        from .run import run_cli
+        from .analysis import run_cli
 
         which = True if refit and "*" in refit else (list(refit) if refit else False)
         code = run_cli(analysis, out_dir, progress=not quiet, refit=which,

@@ -213,7 +213,7 @@ def sample(
     groups are dropped. ``sample_stats.attrs`` records the sampler and ``max_treedepth``.
     The same int `seed` on the same model and settings gives identical draws — with nutpie, once pytensor's numba
     cache holds the compiled model: a model's first compile on a machine differs in the last bits, and so do its
-    draws (benchmarks/README.md, ninth session).
+    draws (benchmarks/README.md, "Reproducibility").
     ``store_divergences`` (nutpie only, for locating divergences; draws unchanged): ``sample_stats`` also holds the
     start and end points of every divergent trajectory and every draw's unconstrained coordinates (nutpie's
     ``divergence_start``, ``divergence_end``, ``unconstrained_draw``), in `model.value_vars` order.
@@ -765,7 +765,7 @@ def fallback_ladder(settings: SamplerSettings) -> list[SamplerSettings]:
     2. tune doubled (at least 100) and target_accept raised to 0.95 (0.99 if already >= 0.95); nutpie's
        gradient-based diagonal ("diag") becomes the draw-variance diagonal ("diag_draws"), which mixes better
        along ridges of correlated parameters (the fate model's failures with "diag" on large data were slow
-       mixing of the lung trapping curve, benchmarks/README.md, seventh session);
+       mixing of the lung trapping curve, benchmarks/README.md);
     3. the same as 2 with a different sampler: PyMC's NUTS (or nutpie if PyMC was already used).
     Settings left to the model (None) are read as the generic defaults; `fit_model` resolves them first.
     """

@@ -1,7 +1,8 @@
 """The toolkit's figures, used by the report and usable on their own in scripts and notebooks.
 
 Every ``plot_*`` function takes keyword arguments only, draws on a new `matplotlib.figure.Figure`
-(never the pyplot state machine, never ``plt.show()``) and returns ``(fig, axes)``; ``axes`` is one
+(never the pyplot state machine, never ``plt.show()``) or, with ``ax=``, into the caller's axes (one Axes, or
+an array with one per panel, as ArviZ's plots take them), and returns ``(fig, axes)``; ``axes`` is one
 `Axes` or a 2-D array of them. Save with ``fig.savefig(...)`` or embed with `to_data_uri`.
 
     fig, axes = plot_data(data=fit.data)                       # raw data by organ and time
@@ -65,7 +66,14 @@ def to_data_uri(fig: Figure, *, dpi: int = DPI) -> str:
     return "data:image/png;base64," + base64.b64encode(to_png(fig, dpi=dpi)).decode("ascii")
 
 
-def _figure(nrows: int, ncols: int, *, width: float, height: float, sharex=False, sharey=False):
+def _figure(nrows: int, ncols: int, *, width: float, height: float, sharex=False, sharey=False, ax=None):
+    """A new figure with an (nrows, ncols) grid of axes, or the caller's axes (`ax`: one Axes, or an array of
+    nrows × ncols of them, as ArviZ's plots take them)."""
+    if ax is not None:
+        axes = np.asarray(ax, dtype=object).reshape(-1)
+        if axes.size != nrows * ncols:
+            raise ValueError(f"this plot draws {nrows} × {ncols} panels; ax has {axes.size}")
+        return axes[0].figure, axes.reshape(nrows, ncols)
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, sharex=sharex, sharey=sharey)
     return fig, axes
@@ -184,7 +192,7 @@ def _positive_ylim(ax, values: np.ndarray) -> None:
 
 
 def plot_data(*, data: pd.DataFrame, title: str | None = None, width: float = 10.0,
-              panel_height: float = 2.6):
+              panel_height: float = 2.6, ax=None):
     """Raw measurements of a fate table by organ (columns) and assay (rows) against time.
 
     Log scales on both axes; colours are arms (prefixed by study when several studies are
@@ -197,7 +205,7 @@ def plot_data(*, data: pd.DataFrame, title: str | None = None, width: float = 10
         raise ValueError("no individual continuous measurements (fraction_of_dose or cells) to plot")
     organs, assays, arms = _grid(d)
     fig, axes = _figure(len(assays), len(organs), width=width, height=0.6 + panel_height * len(assays),
-                        sharex=True)
+                        sharex=True, ax=ax)
     for i, assay in enumerate(assays):
         for j, organ in enumerate(organs):
             ax = axes[i, j]
@@ -217,7 +225,7 @@ def plot_data(*, data: pd.DataFrame, title: str | None = None, width: float = 10
 
 
 def plot_ppc(*, data: pd.DataFrame, predictive: np.ndarray, prob: float = INTERVAL_PROB,
-             title: str | None = None, width: float = 10.0, panel_height: float = 2.6):
+             title: str | None = None, width: float = 10.0, panel_height: float = 2.6, ax=None):
     """Posterior predictive check of a fate table: the data over the predictive distribution.
 
     ``data``: the fate rows that were modelled as continuous measurements, one per column of
@@ -233,7 +241,7 @@ def plot_ppc(*, data: pd.DataFrame, predictive: np.ndarray, prob: float = INTERV
     organs, assays, arms = _grid(d)
     lo_q, hi_q = _tail(prob)
     fig, axes = _figure(len(assays), len(organs), width=width, height=0.6 + panel_height * len(assays),
-                        sharex=True)
+                        sharex=True, ax=ax)
     for i, assay in enumerate(assays):
         for j, organ in enumerate(organs):
             ax = axes[i, j]
@@ -271,7 +279,7 @@ def plot_ppc(*, data: pd.DataFrame, predictive: np.ndarray, prob: float = INTERV
 
 
 def plot_loo_pit(*, pit: np.ndarray, prob: float = INTERVAL_PROB, title: str | None = None,
-                 width: float = 8.0, height: float = 3.0):
+                 width: float = 8.0, height: float = 3.0, ax=None):
     """LOO-PIT calibration: histogram of the leave-one-out probability integral transform values
     (left) and their empirical CDF against the uniform (right), with a pointwise ``prob`` band for
     a uniform sample of the same size. A well-calibrated predictive gives a flat histogram and an
@@ -285,7 +293,7 @@ def plot_loo_pit(*, pit: np.ndarray, prob: float = INTERVAL_PROB, title: str | N
     if u.size == 0:
         raise ValueError("no finite LOO-PIT values to plot")
     n = u.size
-    fig, axes = _figure(1, 2, width=width, height=height)
+    fig, axes = _figure(1, 2, width=width, height=height, ax=ax)
     ax_h, ax_e = axes[0, 0], axes[0, 1]
     bins = int(min(20, max(5, round(math.sqrt(n)))))
     ax_h.hist(u, bins=bins, range=(0, 1), color=_POST_COLOUR, alpha=0.8, edgecolor="white", zorder=2)
@@ -343,7 +351,7 @@ def _finite_on(values: np.ndarray, scale: str) -> np.ndarray:
 def plot_prior_posterior(*, posterior: Mapping[str, np.ndarray], prior: Mapping[str, np.ndarray] | None = None,
                          scales: Mapping[str, str] | None = None, truth: Mapping[str, float] | None = None,
                          labels: Mapping[str, str] | None = None, ncols: int = 4, prob: float = INTERVAL_PROB,
-                         title: str | None = None, width: float = 10.0, panel_height: float = 1.9):
+                         title: str | None = None, width: float = 10.0, panel_height: float = 1.9, ax=None):
     """Prior (grey) against posterior (blue) draws, one small panel per quantity, in natural units.
 
     ``posterior`` and ``prior``: ``{label: 1-D draws}``; ``scales``: ``{label: "log" | "logit" |
@@ -361,7 +369,7 @@ def plot_prior_posterior(*, posterior: Mapping[str, np.ndarray], prior: Mapping[
     labels = labels or {}
     ncols = max(1, min(ncols, len(names)))
     nrows = math.ceil(len(names) / ncols)
-    fig, axes = _figure(nrows, ncols, width=width, height=0.5 + panel_height * nrows)
+    fig, axes = _figure(nrows, ncols, width=width, height=0.5 + panel_height * nrows, ax=ax)
     lo_q, hi_q = _tail(prob)
     for k, ax in enumerate(axes.flat):
         if k >= len(names):
@@ -430,7 +438,7 @@ def _plain_ticks(axis) -> None:
 
 
 def plot_comparison(*, table: pd.DataFrame, title: str | None = None, width: float = 9.0,
-                    height: float | None = None):
+                    height: float | None = None, ax=None):
     """Model comparison: expected log predictive density (elpd, with its standard error) and the
     stacking weight of each model. ``table`` is ``Comparison.table`` (``az.compare`` columns
     ``elpd_loo``, ``se``, ``weight``; index = model). Returns ``(fig, axes)`` (1 × 2)."""
@@ -441,7 +449,7 @@ def plot_comparison(*, table: pd.DataFrame, title: str | None = None, width: flo
     models = [str(m) for m in t.index]
     y = np.arange(len(models))
     height = height or 0.9 + 0.45 * len(models)
-    fig, axes = _figure(1, 2, width=width, height=height)
+    fig, axes = _figure(1, 2, width=width, height=height, ax=ax)
     ax_e, ax_w = axes[0, 0], axes[0, 1]
     se = t["se"].to_numpy(dtype=float) if "se" in t else np.zeros(len(models))
     ax_e.errorbar(t["elpd_loo"].to_numpy(dtype=float), y, xerr=se, fmt="o", color=_POST_COLOUR, capsize=3)
@@ -460,7 +468,7 @@ def plot_comparison(*, table: pd.DataFrame, title: str | None = None, width: flo
 
 
 def plot_pathways(*, contributions: pd.DataFrame, title: str | None = None, width: float = 7.0,
-                  height: float | None = None):
+                  height: float | None = None, ax=None):
     """Treg pathway attribution: for each pathway, the posterior mean and interval of the fraction
     of induction lost when it is removed (``treg.pathway_contributions`` or ``blocker_effects``;
     columns ``mean``, ``hdi_low``, ``hdi_high``; index = pathway). Returns ``(fig, ax)``."""
@@ -471,7 +479,7 @@ def plot_pathways(*, contributions: pd.DataFrame, title: str | None = None, widt
     names = [str(n) for n in t.index]
     y = np.arange(len(names))
     height = height or 0.9 + 0.38 * len(names)
-    fig, axes = _figure(1, 1, width=width, height=height)
+    fig, axes = _figure(1, 1, width=width, height=height, ax=ax)
     ax = axes[0, 0]
     mean = t["mean"].to_numpy(dtype=float)
     lo = t["hdi_low"].to_numpy(dtype=float)

@@ -24,13 +24,17 @@ import numpy as np
 import pandas as pd
 
 from . import families
-from .compare import compare_models
+from .comparison import compare_models
 from .diagnostics import diagnose
 from .inference import SamplerSettings, sample
 
-__all__ = ["RecoveryStudy", "model_recovery"]
+__all__ = ["RecoveryStudy", "RecoveryError", "model_recovery"]
 
 log = logging.getLogger(__name__)
+
+
+class RecoveryError(ValueError):
+    """The design cannot tell the hypotheses apart at all (e.g. it measures nothing they predict differently)."""
 
 
 @dataclass
@@ -97,7 +101,10 @@ def model_recovery(design: Any, *, model: str = "mechanisms", generating: Sequen
         for r in range(replicates):
             simulated = family.simulate(design, seed=seed + 1000 * gi + r, hypothesis=gen)
             frame = family.read_table(simulated).frame
-            family.check_data(frame, gen)
+            try:
+                family.check_data(frame, gen)
+            except families.ModelDataError as err:
+                raise RecoveryError(f"design {getattr(design, 'study', '')!r}: {err}") from None
             labels = family.groups(frame)
             fits = {}
             problems: list[str] = []

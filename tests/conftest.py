@@ -1,7 +1,7 @@
-"""Shared test setup: headless matplotlib and a tiny registered "toy" model kind.
+"""Shared test setup: headless matplotlib and a tiny registered "toy" model family.
 
-The toy kind is a stand-in for the real model kinds: ``y ~ Normal(mu + offset[group], sigma)``
-on 20 rows, with dims and coords, registered in `mscbayes.registry` so that `fit_model` and
+The toy family is a stand-in for the real model families: ``y ~ Normal(mu + offset[group], sigma)``
+on 20 rows, with dims and coords, registered in `mscbayes.families` so that `fit_model` and
 `Fit.load` can use it. Keep this file small; module-specific fixtures belong in their test files.
 """
 
@@ -22,8 +22,9 @@ import pandas as pd  # noqa: E402
 import pymc as pm  # noqa: E402
 import pytest  # noqa: E402
 
-from mscbayes import registry  # noqa: E402
-from mscbayes.provenance import frame_sha256  # noqa: E402
+from mscbayes import families  # noqa: E402
+from mscbayes.data import frame_sha256  # noqa: E402
+from mscbayes.priors import Prior  # noqa: E402
 
 TOY_COLUMNS = ("group", "y")
 
@@ -55,24 +56,36 @@ def read_toy_table(obj: object) -> ToyTable:
     return ToyTable(kind="toy", frame=frame, source=source, sha256=frame_sha256(frame))
 
 
-def build_toy_model(frame: pd.DataFrame, priors: dict, hypothesis: str | None) -> pm.Model:
+TOY_PRIORS = {
+    "mu": Prior("mu", "normal", {"mu": 0.0, "sigma": 2.0}, "y units", "population mean", "[D] test"),
+    "offset_sigma": Prior("offset_sigma", "halfnormal", {"sigma": 0.5}, "y units", "group offset scale", "[D] test"),
+    "sigma": Prior("sigma", "halfnormal", {"sigma": 1.0}, "y units", "residual SD", "[D] test"),
+}
+
+
+def build_toy_model(frame: pd.DataFrame, priors: dict | None = None, hypothesis: str | None = None) -> pm.Model:
     """y ~ Normal(mu + offset[group], sigma), zero-sum offsets; hypothesis "pooled" drops them."""
+    pr = dict(TOY_PRIORS, **(priors or {}))
     codes, groups = pd.factorize(frame["group"], sort=True)
     coords = {"group": list(groups), "obs": np.arange(len(frame))}
     with pm.Model(coords=coords) as model:
         group_idx = pm.Data("group_idx", codes, dims="obs")
-        mu = pm.Normal("mu", priors.get("mu_mean", 0.0), priors.get("mu_sigma", 2.0))
+        mu = pr["mu"].rv("mu")
         mean = mu
         if hypothesis != "pooled":
-            offset = pm.ZeroSumNormal("offset", priors.get("offset_sigma", 0.5), dims="group")
+            offset = pm.ZeroSumNormal("offset", pr["offset_sigma"].params["sigma"], dims="group")
             mean = mu + offset[group_idx]
-        sigma = pm.HalfNormal("sigma", priors.get("sigma_scale", 1.0))
+        sigma = pr["sigma"].rv("sigma")
         pm.Normal("y", mean, sigma, observed=frame["y"].to_numpy(), dims="obs")
     return model
 
 
-TOY_KIND = registry.ModelKind(name="toy", build=build_toy_model, read_table=read_toy_table)
-registry.register(TOY_KIND)
+TOY_FAMILY = families.register(families.Family(
+    name="toy", label="toy", description="y ~ Normal(mu + offset[group], sigma) (tests only)", table_kinds=("toy",),
+    read_table=read_toy_table, priors=TOY_PRIORS, build=build_toy_model,
+    hypotheses={"grouped": "group offsets", "pooled": "no group offsets"}, default_hypothesis="grouped",
+    observation_groups=lambda frame, group="group": {"y": frame["group"].astype(str).to_numpy()},
+    default_group="group"), replace=True)
 
 
 def make_toy_frame(n_groups: int = 4, per_group: int = 5, seed: int = 0) -> pd.DataFrame:
@@ -84,8 +97,8 @@ def make_toy_frame(n_groups: int = 4, per_group: int = 5, seed: int = 0) -> pd.D
 
 
 @pytest.fixture(scope="session")
-def toy_kind() -> registry.ModelKind:
-    return TOY_KIND
+def toy_kind() -> families.Family:
+    return TOY_FAMILY
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +109,7 @@ def toy_table() -> ToyTable:
 
 @pytest.fixture(scope="session")
 def toy_model(toy_table: ToyTable) -> pm.Model:
-    return build_toy_model(toy_table.frame, {}, None)
+    return build_toy_model(toy_table.frame)
 
 
 #: Diagnostic thresholds for tiny test fits: 2 chains x 200 draws cannot reach ESS 400, and

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .test_run import tiny_run
+from .test_analysis import tiny_run
 
 CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

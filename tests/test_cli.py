@@ -105,7 +105,7 @@ def test_recovery_command_refuses_bad_requests(tmp_path):
     r = run("recovery", tmp_path / "missing.toml", "--out", out)
     assert r.exit_code == 2 and "not found" in r.output
     r = run("recovery", DESIGN, "--out", out)                    # biodistribution only: nothing to compare
-    assert r.exit_code == 2 and "no outcome readouts" in r.output and not out.exists()
+    assert r.exit_code == 2 and "needs outcome rows" in r.output and not out.exists()
     out.write_text("precious\n")
     r = run("recovery", "analyses/recovery_live_only.toml", "--out", out)
     assert r.exit_code == 2 and "--force" in r.output and out.read_text() == "precious\n"

@@ -1,4 +1,4 @@
-"""Sampling entry point, seeds, fallback ladder, registry, and Fit save/load (real tiny fits)."""
+"""Sampling entry point, seeds, fallback ladder, the family inventory, and Fit save/load (real tiny fits)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ import pymc as pm
 import pytest
 import xarray as xr
 
-from mscbayes import inference, registry
+import dataclasses
+
+from mscbayes import families, inference
+from mscbayes.priors import PriorError
 from mscbayes.inference import (
     Fit,
     FitMismatchError,
@@ -26,7 +29,8 @@ from mscbayes.inference import (
     model_fingerprint,
     sample,
 )
-from mscbayes.provenance import frame_sha256, sha256_text
+from mscbayes.data import frame_sha256
+from mscbayes.provenance import sha256_text, stored_table_sha256
 
 from .conftest import SMALL_FIT_THRESHOLDS, build_toy_model, read_toy_table
 
@@ -307,7 +311,7 @@ def test_load_refuses_when_the_model_kind_builds_a_different_model(toy_fit, toy_
             pm.HalfNormal("nu", 1.0)
         return model
 
-    registry.register(registry.ModelKind("toy", changed_build, read_toy_table), replace=True)
+    families.register(dataclasses.replace(toy_kind, build=changed_build), replace=True)
     try:
         with pytest.raises(FitMismatchError, match="free variable 'nu' is new"):
             Fit.load(path)
@@ -316,7 +320,7 @@ def test_load_refuses_when_the_model_kind_builds_a_different_model(toy_fit, toy_
         with pytest.raises(FitMismatchError, match="'nu'"):  # ... but the model is refused
             lazy.model()
     finally:
-        registry.register(toy_kind, replace=True)
+        families.register(toy_kind, replace=True)
     assert Fit.load(path).trustworthy
 
 
@@ -326,12 +330,12 @@ def test_load_refuses_priors_that_change_the_structure(toy_fit, toy_kind, tmp_pa
     def pooled_build(frame, priors, hypothesis):  # same priors now give a pooled model
         return build_toy_model(frame, priors, "pooled")
 
-    registry.register(registry.ModelKind("toy", pooled_build, read_toy_table), replace=True)
+    families.register(dataclasses.replace(toy_kind, build=pooled_build), replace=True)
     try:
         with pytest.raises(FitMismatchError, match="free variable 'offset' is gone"):
             Fit.load(path)
     finally:
-        registry.register(toy_kind, replace=True)
+        families.register(toy_kind, replace=True)
 
 
 def test_load_refuses_a_table_that_revalidates_differently(toy_fit, toy_kind, tmp_path):
@@ -342,12 +346,12 @@ def test_load_refuses_a_table_that_revalidates_differently(toy_fit, toy_kind, tm
         frame = table.frame.assign(y=table.frame["y"].round(1))
         return type(table)("toy", frame, table.source, frame_sha256(frame))
 
-    registry.register(registry.ModelKind("toy", build_toy_model, stricter_read), replace=True)
+    families.register(dataclasses.replace(toy_kind, read_table=stricter_read), replace=True)
     try:
         with pytest.raises(FitMismatchError, match="re-validating"):
             Fit.load(path)
     finally:
-        registry.register(toy_kind, replace=True)
+        families.register(toy_kind, replace=True)
 
 
 def test_load_rejects_non_fit_files(tmp_path):
@@ -478,38 +482,35 @@ def test_fit_model_accepts_a_dataframe_and_thresholds(toy_table, monkeypatch):
                     thresholds=SMALL_FIT_THRESHOLDS)
     assert fit.data_source == "<DataFrame>" and fit.data_sha256 == toy_table.sha256
     assert fit.diagnostics["r_hat"].threshold == "<= 1.05"
-    with pytest.raises(TypeError, match="cannot store"):
+    with pytest.raises(PriorError, match=r"\[priors.mu\] must be a table of parameters"):
         fit_model("toy", toy_table, seed=1, priors={"mu": object()})
+    with pytest.raises(PriorError, match="did you mean 'mu'"):
+        fit_model("toy", toy_table, seed=1, priors={"mux": {"sigma": 1.0}})
     with pytest.raises(ValueError, match="unknown diagnostic threshold"):
         fit_model("toy", toy_table, seed=1, thresholds={"rhat": 1.1})
 
 
-# --------------------------------------------------------------------------- registry
+# --------------------------------------------------------------------------- the family inventory
 
 
-def test_registry_lookup_and_errors(toy_kind):
-    assert registry.get("toy") is toy_kind
-    with pytest.raises(KeyError, match=r"unknown model kind 'nope'; known kinds: .*'toy'"):
-        registry.get("nope")
-    other = registry.ModelKind("toy", lambda f, p, h: None, read_toy_table)  # type: ignore[arg-type]
+def test_inventory_lookup_and_errors(toy_kind):
+    assert families.get("toy") is toy_kind
+    with pytest.raises(KeyError, match=r"unknown model 'toyy' \(did you mean 'toy'\?\); the models are .*toy"):
+        families.get("toyy")
+    other = dataclasses.replace(toy_kind, build=lambda f, p, h: None)
     with pytest.raises(ValueError, match="already registered"):
-        registry.register(other)
-    registry.register(toy_kind)  # same builder again (e.g. a reload) is fine
-    assert registry.get("toy") is toy_kind
-    with pytest.raises(ValueError, match="non-empty"):
-        registry.ModelKind("", build_toy_model, read_toy_table)
+        families.register(other)
+    families.register(toy_kind)  # the same family again (e.g. a reload) is fine
+    assert families.get("toy") is toy_kind
+    assert toy_kind.check_hypothesis(None) == "grouped" and toy_kind.check_hypothesis("pooled") == "pooled"
+    with pytest.raises(families.UnknownHypothesisError, match="grouped, pooled"):
+        toy_kind.check_hypothesis("H1")
 
 
-def test_registry_skips_only_missing_model_modules(monkeypatch, tmp_path):
-    monkeypatch.setattr(registry, "MODEL_MODULES", ("mscbayes._no_such_module",))
-    with pytest.raises(KeyError):
-        registry.get("nope")
-    # a model module that exists but fails to import must surface, not become "unknown kind"
-    (tmp_path / "broken_model_mod.py").write_text("import _mscbayes_missing_dependency\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "MODEL_MODULES", ("broken_model_mod",))
-    with pytest.raises(ModuleNotFoundError, match="_mscbayes_missing_dependency"):
-        registry.get("nope")
+def test_fit_records_the_resolved_prior_table_and_the_canonical_hypothesis(toy_fit):
+    assert toy_fit.hypothesis == "grouped"
+    assert set(toy_fit.priors) == {"mu", "offset_sigma", "sigma"}
+    assert toy_fit.priors["mu"]["params"] == {"mu": 0.0, "sigma": 2.0}
 
 
 # --------------------------------------------------------------------------- provenance helpers
@@ -531,7 +532,7 @@ def test_table_storage_is_exact_for_common_dtypes():
     text = frame_to_csv(frame)
     back = frame_from_csv(text, json.loads(json.dumps(frame_dtypes(frame))))
     pd.testing.assert_frame_equal(back, frame, check_exact=True)
-    assert frame_sha256(back) == frame_sha256(frame) == sha256_text(text)
+    assert stored_table_sha256(back) == stored_table_sha256(frame) == sha256_text(text)
 
 
 def test_atomic_write_gives_normal_permissions(tmp_path):

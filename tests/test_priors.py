@@ -1,35 +1,91 @@
-"""The prior table: every entry sourced, medians as documented, TOML overrides with clear errors."""
+"""The prior machinery (mscbayes.priors) and the families' prior tables: every entry sourced, medians as
+documented, overrides from TOML and dicts with clear errors, one dispatcher to PyMC."""
 
+import numpy as np
+import pymc as pm
 import pytest
+from scipy import stats
 
-from mscbayes.priors import DEFAULT_PRIORS, PriorError, load_priors, override, prior_table
-
-
-def test_every_prior_has_a_source_and_unit():
-    for p in DEFAULT_PRIORS.values():
-        assert p.source and p.unit and p.meaning
+from mscbayes import families
+from mscbayes.families.fate.priors import KINETICS, MECHANISMS, PRIORS
+from mscbayes.priors import Prior, PriorError, load_priors, override, prior_table, resolve
 
 
-def test_rate_medians_and_ranges_follow_mechanisms_table():
-    assert DEFAULT_PRIORS["kd"].median() == pytest.approx(0.07)
-    lo, hi = DEFAULT_PRIORS["kd"].interval()
-    assert 0.01 < lo < 0.03 and 0.2 < hi < 0.4  # mechanisms.md §1.5d: 0.02–0.3 per hour
-    assert set(prior_table()["name"]) == set(DEFAULT_PRIORS)
+@pytest.mark.parametrize("name", families.names())
+def test_every_prior_of_every_family_has_a_source_unit_and_meaning(name):
+    for p in families.get(name).priors.values():
+        assert p.source and p.unit and p.meaning, p.name
+
+
+def test_rate_medians_and_ranges_follow_the_science_notes():
+    assert KINETICS["kd"].median() == pytest.approx(0.07)
+    lo, hi = KINETICS["kd"].interval(0.95)
+    assert 0.01 < lo < 0.03 and 0.2 < hi < 0.4  # docs/science.md §1.5d: 0.02–0.3 per hour
+    assert set(prior_table(KINETICS)["name"]) == set(KINETICS)
+
+
+def test_each_prior_is_written_once_and_the_models_take_subsets():
+    assert set(KINETICS) <= set(PRIORS) and set(MECHANISMS) <= set(PRIORS)
+    assert "kd" in KINETICS and "kd" not in MECHANISMS and "kd0" in MECHANISMS
+    for table in (KINETICS, MECHANISMS):
+        assert all(table[k] is PRIORS[k] for k in table)
 
 
 def test_toml_override(tmp_path):
     p = tmp_path / "a.toml"
     p.write_text("[priors.kd]\nmedian = 0.2\nsigma = 0.3\n")
-    priors = load_priors(p)
+    priors = load_priors(p, KINETICS)
     assert priors["kd"].median() == pytest.approx(0.2)
     assert "overridden" in priors["kd"].source
-    assert priors["kphi"] == DEFAULT_PRIORS["kphi"]
+    assert priors["kphi"] == KINETICS["kphi"]
 
 
-def test_override_errors_name_the_problem():
+def test_override_errors_name_the_problem(tmp_path):
     with pytest.raises(PriorError, match="did you mean 'kd'"):
-        override(DEFAULT_PRIORS, {"kdd": {"median": 1.0}})
+        override(KINETICS, {"kdd": {"median": 1.0}})
     with pytest.raises(PriorError, match="unknown parameter 'mean'"):
-        override(DEFAULT_PRIORS, {"kd": {"mean": 1.0}})
+        override(KINETICS, {"kd": {"mean": 1.0}})
     with pytest.raises(PriorError, match="positive"):
-        override(DEFAULT_PRIORS, {"kd": {"median": -1.0}})
+        override(KINETICS, {"kd": {"median": -1.0}})
+    binary = tmp_path / "priors.toml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    with pytest.raises(PriorError, match="not a text file"):
+        load_priors(binary, KINETICS)
+
+
+def test_resolve_accepts_tables_stored_tables_and_overrides():
+    stored = {k: v.to_dict() for k, v in KINETICS.items()}
+    assert resolve(KINETICS, stored) == KINETICS
+    assert resolve(KINETICS, None) == KINETICS
+    changed = resolve(KINETICS, {"kd": {"sigma": 1.0}})
+    assert changed["kd"].params == {"median": 0.07, "sigma": 1.0}
+    assert resolve(KINETICS, {"kd0": {"sigma": 1.0}}, ignore_unknown=True) == KINETICS
+    with pytest.raises(PriorError, match="unknown prior 'kd0'"):
+        resolve(KINETICS, {"kd0": {"sigma": 1.0}})
+
+
+@pytest.mark.parametrize("prior", [
+    Prior("a", "lognormal", {"median": 0.3, "sigma": 0.5}, "1/h", "m", "s"),
+    Prior("b", "normal", {"mu": -1.0, "sigma": 2.0}, "logit", "m", "s"),
+    Prior("c", "beta", {"alpha": 8.0, "beta": 2.0}, "fraction", "m", "s"),
+    Prior("d", "halfnormal", {"sigma": 0.7}, "ln", "m", "s"),
+])
+def test_the_pymc_variable_and_the_scipy_distribution_agree(prior):
+    """One dispatcher (Prior.rv) builds the variable whose draws follow Prior.frozen (KS test at 0.1 %)."""
+    with pm.Model():
+        rv = prior.rv()
+    draws = pm.draw(rv, draws=4000, random_seed=7)
+    assert stats.kstest(draws, prior.frozen().cdf).pvalue > 1e-3
+
+
+def test_dirichlet_marginal_and_override():
+    w = families.get("treg").priors["w"]
+    assert w.dist == "dirichlet"
+    k = 7
+    lo, hi = w.interval(0.95, k=k)
+    assert lo == pytest.approx(stats.beta(1.0, 6.0).ppf(0.025)) and hi == pytest.approx(stats.beta(1.0, 6.0).ppf(0.975))
+    assert override({"w": w}, {"w": {"alpha": 3.0}})["w"].params == {"alpha": 3.0}
+    with pytest.raises(PriorError, match="cannot become"):
+        override({"w": w}, {"w": {"dist": "normal", "mu": 0.0, "sigma": 1.0}})
+    rng = np.random.default_rng(0)
+    assert w.sample(rng, size=10, k=k).shape == (10,)

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from mscbayes.data.outcomes import read_invivo_table
-from mscbayes.hypotheses_model import build_mechanism_model
+from mscbayes.families.fate.mechanism_model import build_mechanism_model
 from mscbayes.inference import SamplerSettings
 from mscbayes.recovery import model_recovery
-from mscbayes.simulate import Arm, Design, load_design, simulate_mechanisms
+from mscbayes.families.fate.simulate import Arm, Design, load_design, simulate_mechanisms
 
 SETTINGS = SamplerSettings(draws=1000, tune=700, chains=2)
 #: 2 chains x 1000 draws of a model whose kinetic parameters only the outcomes inform: R-hat settles
@@ -32,7 +32,7 @@ ANALYSES = Path(__file__).resolve().parents[1] / "analyses"
 
 
 def discriminating_design() -> Design:
-    """mechanisms.md §9 reduced to outcomes: live, heat-inactivated and clodronate arms beside vehicle."""
+    """docs/science.md §9 reduced to outcomes: live, heat-inactivated and clodronate arms beside vehicle."""
     return load_design(ANALYSES / "recovery_discriminating.toml")
 
 
@@ -95,7 +95,7 @@ def test_live_only_design_honestly_does_not_separate_h1_from_h2():
 
 @pytest.mark.slow
 def test_high_pareto_k_triggers_exact_kfold_by_animal():
-    from mscbayes.compare import compare_fits
+    from mscbayes.comparison import compare_fits
     from mscbayes.inference import fit_model
 
     d = Design(study="virtual_kfold", arms=(

@@ -1,6 +1,6 @@
-"""The posterior report (`mscbayes.report`): rendered from a real small fit of the fate model (the
-one fit of analyses/tiny.toml, shared with tests/test_run.py), from copies of it with failing or
-passing diagnostics, with a comparison and Treg results; the figures' API; the Markdown twin."""
+"""The posterior report (`mscbayes.reporting`): rendered from a real small fit of the fate model (the
+one fit of analyses/tiny.toml, shared with tests/test_analysis.py), from copies of it with failing or
+passing diagnostics, with a comparison and a model family's own results; the figures' API; the Markdown twin."""
 
 from __future__ import annotations
 
@@ -17,21 +17,21 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from mscbayes.compare import compare_models
+from mscbayes import api, families
+from mscbayes import plots as figures
+from mscbayes.comparison import compare_models
 from mscbayes.diagnostics import Check, Diagnostics
-from mscbayes.report import (
+from mscbayes.families.contract import Results
+from mscbayes.reporting import (
     SECTIONS,
     ComparisonView,
     Report,
-    TregView,
     build_report,
-    figures,
     load_results,
-    report_cli,
 )
-from mscbayes.report import text as txt
+from mscbayes.reporting import text as txt
 
-from .test_run import tiny_fit, tiny_run
+from .test_analysis import tiny_fit, tiny_run
 
 SECTION_IDS = [s for s, _ in SECTIONS]
 
@@ -218,24 +218,31 @@ def test_notebook_and_terminal_renderings(report):
     assert "Report(" in repr(report)
 
 
-def test_report_with_comparison_and_treg_results(fit):
+def test_report_with_comparison_and_a_familys_own_results(fit):
+    """A family's `results` hook (tables, figures, conclusions: the Treg pathways, say) reaches section 6 and the
+    conclusions of the report; the report itself names no model."""
+    import dataclasses
+
+    contributions = pd.DataFrame({"mean": [0.4, 0.1], "hdi_low": [0.2, 0.0], "hdi_high": [0.6, 0.3]},
+                                 index=pd.Index(["pge2", "ido"], name="pathway"))
+    with_results = families.register(dataclasses.replace(
+        families.get("fate"), name="fate_with_results",
+        results=lambda f: Results(tables=[("Pathway contributions", contributions)],
+                                  figures=[("pathways", "Treg pathways", "caption",
+                                            lambda: figures.plot_pathways(contributions=contributions))],
+                                  conclusions=["removing the pge2 pathway would remove 0.20–0.60 of the induction"])),
+        replace=True)
     other = copy.copy(fit)
-    comparison = compare_models({"H1": fit, "H2": other}, group=None, var_names=["y"])
-    treg_view = TregView(
-        name="virtual co-culture", rule="redundant",
-        contributions=pd.DataFrame({"mean": [0.4, 0.1], "hdi_low": [0.2, 0.0], "hdi_high": [0.6, 0.3]},
-                                   index=pd.Index(["pge2", "ido"], name="pathway")),
-        probabilities=pd.DataFrame({"stacking_weight": [0.81, 0.19]},
-                                   index=pd.Index(["redundant", "all_required"], name="rule")))
-    rep = build_report({"H1": fit}, comparisons={"H1 vs H2": comparison}, treg=[treg_view], predictive=False)
+    other.kind = with_results.name
+    comparison = compare_models({"H1": fit, "H2": copy.copy(fit)}, group=None, var_names=["y"])
+    rep = build_report({"H1": other}, comparisons={"H1 vs H2": comparison})
     assert rep.comparisons[0].name == "H1 vs H2"
     page = rep.html()
     section = page[page.index('id="comparison"'):page.index('id="conclusions"')]
-    for needle in ("H1 vs H2", "elpd_loo", "weight", "Treg pathways: virtual co-culture", "pge2", "<img"):
+    for needle in ("H1 vs H2", "elpd_loo", "weight", "Pathway contributions", "pge2", "<img"):
         assert needle in section, needle
     assert any("stacking puts" in c and "H1 vs H2" in c for c in rep.conclusions)
     assert any("pge2 pathway would remove 0.20–0.60" in c for c in rep.conclusions)
-    assert any("0.81 of the weight on the 'redundant'" in c for c in rep.conclusions)
 
 
 def test_comparison_view_round_trips_through_json(fit, tmp_path):
@@ -250,22 +257,22 @@ def test_prior_table_is_used_without_prior_draws(fit):
     bare = copy.copy(fit)
     bare.idata = az.InferenceData(**{g: getattr(fit.idata, g) for g in fit.idata.groups()
                                      if g not in ("prior", "posterior_predictive")})
-    rep = build_report({"bare": bare}, predictive=False, prior_draws=0, figures=False)
+    rep = build_report({"bare": bare}, figures=False)
     kd = next(e for e in rep.fits[0].elements if e.label == "kd")
     assert kd.prior is not None and np.isfinite(kd.sd_ratio)
     assert "ppc" not in rep.fits[0].figures
     assert "No posterior predictive draws" in rep.html()
 
 
-def test_report_cli_from_a_run_directory(tmp_path):
+def test_report_from_a_run_directory(tmp_path):
     run = tiny_run()
-    out = tmp_path / "again.html"
+    out = tmp_path / "new folder" / "again.html"
     messages: list[str] = []
-    code = report_cli([run.out_dir], out, echo=messages.append)
-    assert code == (0 if run.trustworthy else 3)
+    rep = api.report([run.out_dir], out=out, progress=messages.append)
+    assert rep.trustworthy == run.trustworthy
     assert out.is_file() and out.with_suffix(".md").is_file()
     with pytest.raises(FileExistsError):
-        report_cli([run.out_dir], out, echo=messages.append)
+        api.report([run.out_dir], out=out)
     fits, comps, truths, sensitivity = load_results([run.out_dir])
     assert list(fits) == list(run.fits) and comps == [] and sensitivity == {}
     assert truths[next(iter(fits))]["kd"] == pytest.approx(0.1)
@@ -316,13 +323,25 @@ def test_plot_functions_return_fig_and_axes_without_pyplot(fit):
     assert plt.get_fignums() == []
 
 
+def test_plot_functions_draw_into_the_callers_axes():
+    contributions = pd.DataFrame({"mean": [0.3], "hdi_low": [0.1], "hdi_high": [0.5]}, index=["pge2"])
+    fig = Figure()
+    ax = fig.subplots()
+    got_fig, got_axes = figures.plot_pathways(contributions=contributions, ax=ax)
+    assert got_fig is fig and got_axes[0, 0] is ax and ax.has_data()
+    pair = Figure().subplots(1, 2)
+    got_fig, got_axes = figures.plot_loo_pit(pit=np.linspace(0.01, 0.99, 30), ax=pair)
+    assert got_fig is pair[0].figure and all(a.has_data() for a in pair)
+    with pytest.raises(ValueError, match="1 × 1 panels; ax has 2"):
+        figures.plot_pathways(contributions=contributions, ax=pair)
+
+
 def test_prior_sensitivity_is_reported(fit):
     alt = copy.copy(fit)
     post = fit.idata.posterior.copy()
     post["kd"] = post["kd"] * 3.0
     alt.idata = az.InferenceData(posterior=post)
-    rep = build_report({"kinetics": fit}, sensitivity={"kinetics": {"wide kd prior": alt}}, predictive=False,
-                       figures=False)
+    rep = build_report({"kinetics": fit}, sensitivity={"kinetics": {"wide kd prior": alt}}, figures=False)
     frame = rep.fits[0].sensitivity_frame
     row = frame[(frame["quantity"] == "kd") & (frame["variant"] == "wide kd prior")].iloc[0]
     kd = fit.idata.posterior["kd"].values.ravel()

@@ -30,8 +30,8 @@ import numpy as np
 
 from mscbayes.mechanisms import assays as assay_mod
 from mscbayes.mechanisms import convolution, kinetics, trapping
-from mscbayes.model import BACKGROUND_FRACTION, prepare
-from mscbayes.priors import DEFAULT_PRIORS
+from mscbayes.families.fate.observations import BACKGROUND_FRACTION, prepare
+from mscbayes.families.fate.priors import KINETICS as DEFAULT_PRIORS
 
 
 # ------------------------------------------------------------------------------------ symbolic scalars

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from mscbayes.mechanisms import trapping
+from mscbayes.mechanisms.assays import ASSAY_INFO, READOUT_ORGANS
+
 from .validation import (
     DATAFRAME_NAME,
     Checker,
@@ -78,14 +81,17 @@ SPECIES_VOCAB = Vocabulary(
     },
 )
 
+# The canonical values come from the mechanisms (trapping.ROUTES, trapping.ORGANS, assays.ASSAY_INFO,
+# assays.READOUT_ORGANS); what users may write for them lives here.
+_ROUTE_WORDS = {
+    "intravenous": "into a systemic vein (tail vein, jugular, peripheral vein): first pass through the lung",
+    "intra_arterial": "into an artery: first pass through the organ that artery feeds (route_organ), or "
+                      "the whole systemic circulation from the left ventricle (route_organ systemic)",
+    "portal_vein": "into the portal vein (or intrasplenic injection draining to it): first pass through the liver",
+    "local": "injected into an organ or tissue (intramyocardial, intramuscular, intra-articular ...)",
+}
 ROUTE_VOCAB = Vocabulary(
-    {
-        "intravenous": "into a systemic vein (tail vein, jugular, peripheral vein): first pass through the lung",
-        "intra_arterial": "into an artery: first pass through the organ that artery feeds (route_organ), or "
-                          "the whole systemic circulation from the left ventricle (route_organ systemic)",
-        "portal_vein": "into the portal vein (or intrasplenic injection draining to it): first pass through the liver",
-        "local": "injected into an organ or tissue (intramyocardial, intramuscular, intra-articular ...)",
-    },
+    {r: _ROUTE_WORDS[r] for r in trapping.ROUTES},
     {
         "iv": "intravenous", "i.v.": "intravenous", "intravenously": "intravenous", "venous": "intravenous",
         "tail vein": "intravenous", "intravenous infusion": "intravenous", "intravenous injection": "intravenous",
@@ -99,16 +105,7 @@ ROUTE_VOCAB = Vocabulary(
 )
 
 ORGAN_VOCAB = Vocabulary(
-    {
-        "lung": "both lungs",
-        "liver": "liver",
-        "spleen": "spleen",
-        "kidney": "both kidneys",
-        "target": "the injured or treated organ (infarcted heart, ischaemic limb, inflamed joint ...); "
-                  "name it in `tissue`",
-        "rest": "everything else (carcass, remaining organs) as one pool",
-        "whole_body": "the whole animal or patient (whole-body imaging or counting)",
-    },
+    dict(READOUT_ORGANS),
     {
         "lungs": "lung", "pulmonary": "lung",
         "hepatic": "liver", "livers": "liver",
@@ -122,17 +119,18 @@ ORGAN_VOCAB = Vocabulary(
     hint="for the injured or treated organ use 'target' and name it in 'tissue'",
 )
 
+_ROUTE_ORGAN_WORDS = {
+    "lung": "pulmonary artery (intra_arterial) or injected into the lung (local)",
+    "liver": "hepatic artery, or injected into the liver",
+    "spleen": "splenic artery, or injected into the spleen",
+    "kidney": "renal artery, or injected into the kidney",
+    "target": "the artery of the injured organ (e.g. intracoronary, intracarotid), or injected into it",
+    "rest": "another artery or site (e.g. femoral artery, intramuscular into a healthy limb)",
+    "systemic": "left ventricle / intracardiac: the whole systemic arterial circulation "
+                "(intra_arterial only)",
+}
 ROUTE_ORGAN_VOCAB = Vocabulary(
-    {
-        "lung": "pulmonary artery (intra_arterial) or injected into the lung (local)",
-        "liver": "hepatic artery, or injected into the liver",
-        "spleen": "splenic artery, or injected into the spleen",
-        "kidney": "renal artery, or injected into the kidney",
-        "target": "the artery of the injured organ (e.g. intracoronary, intracarotid), or injected into it",
-        "rest": "another artery or site (e.g. femoral artery, intramuscular into a healthy limb)",
-        "systemic": "left ventricle / intracardiac: the whole systemic arterial circulation "
-                    "(intra_arterial only)",
-    },
+    {o: _ROUTE_ORGAN_WORDS[o] for o in (*trapping.ORGANS, "systemic")},
     {
         "lungs": "lung", "pulmonary artery": "lung",
         "hepatic artery": "liver", "hepatic": "liver",
@@ -145,21 +143,7 @@ ROUTE_ORGAN_VOCAB = Vocabulary(
 )
 
 ASSAY_VOCAB = Vocabulary(
-    {
-        "cr51": "51Cr-chromate-labelled cells, organ radioactivity (gamma counting)",
-        "in111": "111In-oxine-labelled cells, organ radioactivity or SPECT/gamma-camera imaging",
-        "tc99m": "99mTc (e.g. HMPAO)-labelled cells, organ radioactivity or SPECT imaging",
-        "bli": "bioluminescence imaging of luciferase-expressing cells (live cells only)",
-        "dna_qpcr": "species- or sex-specific genomic DNA qPCR (human Alu, SRY): cell material, live or dead",
-        "mrna_qpcr": "RT-qPCR of a transcript of the infused cells (live cells)",
-        "reculture": "re-culture of labelled/marked cells out of the harvested organ (live cells)",
-        "dye": "fluorescent membrane/cytoplasmic dye (DiI, DiR, PKH26, CFSE) by histology or flow cytometry",
-        "mri": "MRI of iron-oxide (SPIO) or other contrast-labelled cells",
-        "flow_dead": "flow cytometry of organ digests: labelled infused cells that are dead or apoptotic and not "
-                     "inside host phagocytes (dead, not yet engulfed)",
-        "flow_engulfed": "flow cytometry of organ digests: infused-cell label inside host phagocytes, in infused-cell "
-                         "equivalents (engulfed material)",
-    },
+    {a: info.description for a, info in ASSAY_INFO.items()},
     {
         "51cr": "cr51", "cr-51": "cr51", "chromium-51": "cr51", "chromium": "cr51", "51cr-chromate": "cr51",
         "111in": "in111", "in-111": "in111", "indium-111": "in111", "indium": "in111", "111in-oxine": "in111",

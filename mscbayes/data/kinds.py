@@ -1,5 +1,5 @@
 """Which kind of table a file or DataFrame is, told from its columns (the one detector the CLI and
-`mscbayes.run` use), and the reader of each data-table kind."""
+`mscbayes.analysis` use), and the reader of each data-table kind."""
 
 from __future__ import annotations
 
@@ -42,9 +42,9 @@ def detect_table_kind(source) -> str:
         return "evidence"
     if "quantity" in cols:
         return "derived"
-    if {"treatment", "readout"} <= cols or ({"organ", "assay"} & cols and "effector_target_ratio" in cols):
+    if {"treatment", "readout"} <= cols or ("organ" in cols and "effector_target_ratio" in cols):
         return "invivo"
-    if {"organ", "assay"} & cols:
+    if "organ" in cols or {"assay", "measure"} <= cols:
         return "fate"
     if {"msc_ratio", "donor"} <= cols or "readout" in cols:
         return "coculture"

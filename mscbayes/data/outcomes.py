@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mscbayes.mechanisms.immune import DEPLETIONS, TREATMENTS
+
 from . import fate as fate_mod
 from . import nk as nk_mod
 from .validation import (
@@ -47,21 +49,6 @@ __all__ = [
     "OutcomeTable", "InVivoTable", "read_outcome_table", "validate_outcome_frame", "read_invivo_table",
     "split_parts", "SPEC", "COLUMNS", "READOUTS", "PCT_READOUTS", "PARTS",
 ]
-
-TREATMENTS = {
-    "live": "live MSC (reference)",
-    "heat_inactivated": "heat-inactivated MSC: dead at infusion, same size and cargo (Weiss/Dahlke; Luk 2016)",
-    "apoptosis_resistant": "apoptosis-resistant MSC (e.g. Bax/Bak-/-, Pang 2021): death hazard × f_apo",
-    "microspheres": "size-matched inert microspheres: trapped like cells, no cells, no cargo",
-    "conditioned_medium": "conditioned medium, dose-matched: no cells trapped, a short secretome bolus",
-    "vehicle": "vehicle only (untreated control): no cells, no particles, no secretome",
-}
-DEPLETIONS = {
-    "none": "no depletion",
-    "nk": "NK depletion with anti-asialo-GM1 (Yoshino 2000: effective early, lost by 3 weeks)",
-    "macrophage": "macrophage depletion with clodronate liposomes (Jordan 2003: within 24 h, 1–2 weeks)",
-}
-
 
 READOUT_VOCAB = Vocabulary(
     {

@@ -10,12 +10,12 @@ from __future__ import annotations
 import difflib
 import threading
 
-from .contract import DataSummary, Family, UnknownHypothesisError
+from .contract import DataSummary, Family, ModelDataError, UnknownHypothesisError
 from .fate import EVIDENCE, FATE, MECHANISMS
 from .treg import TREG
 
-__all__ = ["Family", "DataSummary", "UnknownFamilyError", "UnknownHypothesisError", "get", "names", "register",
-           "all_families", "for_table", "hypotheses"]
+__all__ = ["Family", "DataSummary", "ModelDataError", "UnknownFamilyError", "UnknownHypothesisError", "get", "names", "register",
+           "all_families", "for_table", "hypotheses", "simulator_for"]
 
 #: The built-in families, in the order `for_table` prefers them.
 _BUILT_IN: tuple[Family, ...] = (FATE, MECHANISMS, EVIDENCE, TREG)
@@ -90,3 +90,14 @@ def for_table(table_kind: str, hypothesis: str | None = None) -> Family:
     listing = "; ".join(f"{f.name}: {', '.join(f.hypothesis_names()) or '(none)'}" for f in candidates)
     raise UnknownHypothesisError(f"no model of a {table_kind} table has the hypothesis {hypothesis!r}; "
                                  f"hypotheses by model: {listing}")
+
+
+def simulator_for(hypothesis: str | None = None) -> Family:
+    """The family whose simulator generates data under `hypothesis` (None: the first family with a simulator)."""
+    for family in all_families():
+        if family.simulate is None:
+            continue
+        if hypothesis is None or hypothesis in family.hypothesis_names():
+            return family
+    listing = "; ".join(f"{f.name}: {', '.join(f.hypothesis_names())}" for f in all_families() if f.simulate)
+    raise UnknownHypothesisError(f"no model simulates data under {hypothesis!r}; hypotheses by model: {listing}")

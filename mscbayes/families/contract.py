@@ -34,7 +34,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Family", "DataSummary", "Quantity", "Results", "UnknownHypothesisError"]
+__all__ = ["Family", "DataSummary", "Quantity", "Results", "ModelDataError", "UnknownHypothesisError"]
+
+
+class ModelDataError(ValueError):
+    """The table holds something this model cannot use (the message says what to do instead)."""
 
 
 class UnknownHypothesisError(ValueError):

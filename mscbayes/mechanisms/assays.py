@@ -1,4 +1,4 @@
-"""What each tracking assay sees (mechanisms.md §5): a linear read-out of the fate states.
+"""What each tracking assay sees (docs/science.md §5): a linear read-out of the fate states.
 
     live only            bli, mrna_qpcr, reculture        X_j
     cell material        dna_qpcr                         X_j + Y_j + Z_j        (digested DNA is gone)
@@ -11,7 +11,7 @@
 
 Only the two flow-cytometry read-outs separate free dead cells (Y) from engulfed material (Z); without
 them every assay sees Y + Z together and the engulfment rate k_phi trades off against digestion and
-phagocyte migration (mechanisms.md §3.3, "Identifiability (phagocytosis)").
+phagocyte migration (docs/science.md §3.3, "Identifiability (phagocytosis)").
 
 Radioactivity is taken as decay-corrected to the time of injection, as published %ID values are.
 Label efflux from live cells is not modelled in the default (it would need a labelled-live pool).
@@ -23,10 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .backend import NP, Backend
-from .trapping import ORGANS
+from .trapping import ORGAN_INFO, ORGANS
 
-ASSAYS = ("cr51", "in111", "tc99m", "bli", "dna_qpcr", "mrna_qpcr", "reculture", "dye", "mri", "flow_dead",
-          "flow_engulfed")
 LIVE_ONLY = ("bli", "mrna_qpcr", "reculture")
 MATERIAL = ("dna_qpcr",)
 LOCAL_LABEL = ("dye", "mri")
@@ -36,7 +34,7 @@ RADIOLABELS = ("cr51", "in111", "tc99m")
 # Fraction of label freed by digestion that is re-taken up per organ (the rest is excreted). Free
 # chromate is cleared by the kidney into urine; 111In binds transferrin and goes to liver, spleen and
 # marrow ("rest"); 99mTc complexes leave through kidney and gut. Magnitudes are design choices [D]
-# pending free-label control data (mechanisms.md §5.2).
+# pending free-label control data (docs/science.md §5.2).
 FREE_LABEL_UPTAKE = {
     "cr51": {"kidney": 0.05},
     "in111": {"liver": 0.3, "spleen": 0.1, "rest": 0.3},
@@ -48,27 +46,42 @@ FREE_LABEL_UPTAKE = {
 class AssayInfo:
     name: str
     sees: str            # "live", "material", "local_label", "radiolabel", "dead", "engulfed"
-    noise_sd_prior: float  # HalfNormal scale of the log-scale residual SD (mechanisms.md §5.3)
+    noise_sd_prior: float  # HalfNormal scale of the log-scale residual SD (docs/science.md §5.3)
     description: str
 
 
+#: Every tracking assay the toolkit knows: what it sees, the scale of its residual-SD prior (the fate family's
+#: ``sigma_<assay>`` prior rows are made from it) and how it is described to users (the data layer adds the
+#: spellings it accepts). Adding an assay: a row here and its aliases in mscbayes/data/fate.py.
 ASSAY_INFO = {
-    "bli": AssayInfo("bli", "live", 0.7, "bioluminescence of luciferase-expressing MSC: live cells only"),
-    "mrna_qpcr": AssayInfo("mrna_qpcr", "live", 0.7, "species-specific mRNA RT-qPCR: live cells only"),
-    "reculture": AssayInfo("reculture", "live", 0.7, "outgrowth of MSC from tissue: live cells only (usually detected yes/no)"),
-    "dna_qpcr": AssayInfo("dna_qpcr", "material", 0.7, "species-specific DNA qPCR (Alu, SRY): live + dead + engulfed until digested"),
-    "cr51": AssayInfo("cr51", "radiolabel", 0.3, "51Cr-chromate: cell-bound label plus re-deposited free label"),
-    "in111": AssayInfo("in111", "radiolabel", 0.3, "111In-oxine: cell-bound label plus re-deposited free label"),
-    "tc99m": AssayInfo("tc99m", "radiolabel", 0.3, "99mTc (e.g. HMPAO): cell-bound label plus re-deposited free label"),
-    "dye": AssayInfo("dye", "local_label", 0.5, "lipophilic dye (DiR, PKH26): follows material and stays in host phagocytes"),
-    "mri": AssayInfo("mri", "local_label", 0.5, "iron-oxide MRI: follows material and stays in host phagocytes"),
-    # flow cytometry of organ digests for the infused cells' label (mechanisms.md §3.3: "flow of labelled dead
-    # cells"; de Witte 2018 Stem Cells traced MSC material into host monocytes by flow); noise SDs [D]
-    "flow_dead": AssayInfo("flow_dead", "dead", 0.5, "flow cytometry: labelled infused cells that are dead or "
-                           "apoptotic (viability dye+ or annexin V+) and not inside host phagocytes (CD45-)"),
-    "flow_engulfed": AssayInfo("flow_engulfed", "engulfed", 0.5, "flow cytometry: infused-cell label inside host "
-                               "phagocytes (label+ CD45+ CD11b+), in infused-cell equivalents"),
+    "cr51": AssayInfo("cr51", "radiolabel", 0.3, "51Cr-chromate-labelled cells, organ radioactivity (gamma counting): "
+                      "cell-bound label plus re-deposited free label"),
+    "in111": AssayInfo("in111", "radiolabel", 0.3, "111In-oxine-labelled cells, organ radioactivity or SPECT/gamma-"
+                       "camera imaging: cell-bound label plus re-deposited free label"),
+    "tc99m": AssayInfo("tc99m", "radiolabel", 0.3, "99mTc (e.g. HMPAO)-labelled cells, organ radioactivity or SPECT "
+                       "imaging: cell-bound label plus re-deposited free label"),
+    "bli": AssayInfo("bli", "live", 0.7, "bioluminescence imaging of luciferase-expressing cells (live cells only)"),
+    "dna_qpcr": AssayInfo("dna_qpcr", "material", 0.7, "species- or sex-specific genomic DNA qPCR (human Alu, SRY): "
+                          "live, dead and engulfed cell material until digested"),
+    "mrna_qpcr": AssayInfo("mrna_qpcr", "live", 0.7, "RT-qPCR of a transcript of the infused cells (live cells)"),
+    "reculture": AssayInfo("reculture", "live", 0.7, "re-culture of labelled/marked cells out of the harvested organ "
+                           "(live cells; usually detected yes/no)"),
+    "dye": AssayInfo("dye", "local_label", 0.5, "fluorescent membrane/cytoplasmic dye (DiI, DiR, PKH26, CFSE) by "
+                     "histology or flow cytometry: follows cell material and stays in host phagocytes"),
+    "mri": AssayInfo("mri", "local_label", 0.5, "MRI of iron-oxide (SPIO) or other contrast-labelled cells: follows "
+                     "cell material and stays in host phagocytes"),
+    # flow cytometry of organ digests for the infused cells' label (docs/science.md §3.3; de Witte 2018 Stem Cells
+    # traced MSC material into host monocytes by flow); noise SDs [D]
+    "flow_dead": AssayInfo("flow_dead", "dead", 0.5, "flow cytometry of organ digests: labelled infused cells that are "
+                           "dead or apoptotic and not inside host phagocytes (dead, not yet engulfed)"),
+    "flow_engulfed": AssayInfo("flow_engulfed", "engulfed", 0.5, "flow cytometry of organ digests: infused-cell label "
+                               "inside host phagocytes, in infused-cell equivalents (engulfed material)"),
 }
+ASSAYS = tuple(ASSAY_INFO)
+
+#: Where a read-out can be taken: the model's organs, or the whole body (their sum).
+READOUT_ORGANS = {**ORGAN_INFO, "whole_body": "the whole animal or patient (whole-body imaging or counting): the "
+                                              "sum over every organ"}
 
 
 _SINGLE_STATE = {"live": "X", "dead": "Y", "engulfed": "Z"}
@@ -120,7 +133,7 @@ def states_needed(assays, organs) -> tuple[str, ...]:
 
 
 def identifiability_notes(assays) -> list[str]:
-    """What a set of tracking assays cannot tell apart (mechanisms.md §1.6 and §5.4), as sentences for a fit's
+    """What a set of tracking assays cannot tell apart (docs/science.md §1.6 and §5.4), as sentences for a fit's
     user; empty when the read-outs separate the rates. `assays`: the assay names of a fate table's rows."""
     present = {str(a) for a in assays} & set(ASSAY_INFO)
     if not present:
@@ -130,28 +143,28 @@ def identifiability_notes(assays) -> list[str]:
         notes.append(
             "no read-out tells live from dead MSC (live-only: bli, mrna_qpcr or reculture; or flow_dead): the "
             "death rate kd and the release of live cells from the lung krel are identified only through their "
-            "sum, so expect wide, correlated posteriors for both (mechanisms.md §1.6); a live-only assay at the "
+            "sum, so expect wide, correlated posteriors for both (docs/science.md §1.6); a live-only assay at the "
             "same times separates them")
     if not present & set(FLOW):
         notes.append(
             "no flow read-out of dead (flow_dead) or engulfed (flow_engulfed) MSC: every assay sees free dead "
             "cells and engulfed material together, so engulfment kphi trades off against digestion kdig and "
-            "phagocyte migration kmig (mechanisms.md §3.3); a clodronate arm or a flow read-out separates them")
+            "phagocyte migration kmig (docs/science.md §3.3); a clodronate arm or a flow read-out separates them")
     return notes
 
 
 # Default detection limits when a table gives none: (unit, value, source). "cells" limits are per organ
 # sample; "fraction" limits are fractions of the injected dose.
 DETECTION_LIMITS = {
-    "bli": ("cells", 1e3, "~1e3–1e4 cells deep in the body (mechanisms.md §5.1) [M]"),
+    "bli": ("cells", 1e3, "~1e3–1e4 cells deep in the body (docs/science.md §5.1) [M]"),
     "dna_qpcr": ("cells", 10.0, "10 human cells per mouse organ (Funakoshi 2017 Sci Rep, doi:10.1038/s41598-017-13402-3) [V]"),
     "mrna_qpcr": ("cells", 10.0, "taken equal to DNA qPCR [D]"),
     "reculture": ("cells", 100.0, "outgrowth needs a few viable cells per sample [D]"),
-    "cr51": ("fraction", 1e-4, "counting-limited, ~0.01–0.1 % of injected dose per organ (mechanisms.md §5.1) [M]"),
+    "cr51": ("fraction", 1e-4, "counting-limited, ~0.01–0.1 % of injected dose per organ (docs/science.md §5.1) [M]"),
     "in111": ("fraction", 1e-4, "as Cr-51 [M]"),
     "tc99m": ("fraction", 1e-4, "as Cr-51 [M]"),
     "dye": ("fraction", 1e-3, "tissue autofluorescence background [D]"),
-    "mri": ("cells", 1e4, "roughly 1e4 labelled cells per voxel (mechanisms.md §5.1) [M]"),
+    "mri": ("cells", 1e4, "roughly 1e4 labelled cells per voxel (docs/science.md §5.1) [M]"),
     "flow_dead": ("cells", 100.0, "a few dozen gated events per organ digest [D]"),
     "flow_engulfed": ("cells", 100.0, "as flow_dead [D]"),
 }

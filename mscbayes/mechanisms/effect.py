@@ -1,4 +1,4 @@
-"""The shared regulatory-effect compartment R(t) (mechanisms.md §6.1), solved exactly on a time grid.
+"""The shared regulatory-effect compartment R(t) (docs/science.md §6.1), solved exactly on a time grid.
 
     dR/dt = k_in · g(t) − k_out · R,   R(0) = 0,   g(t) = u(t) / (u50 + u(t))
 

@@ -2,7 +2,7 @@
 
 Every hypothesis uses the same kinetics, trapping, immune handling and assays, and the same effect
 compartment (effect.py) with the same parameters (u50, k_out, the outcome slopes β); they differ only in
-which state of the shared model drives R (mechanisms.md §0, §6.2):
+which state of the shared model drives R (docs/science.md §0, §6.2):
 
     H0  null                         u ≡ 0                         (R ≡ 0; only baselines and the pulse)
     H1  secretome of live MSC        u = Σ_j X_j(t) (+ conditioned-medium bolus)

@@ -1,7 +1,7 @@
-"""Immune handling of infused MSC (mechanisms.md §3): NK lysis, licensing, engulfment, and the
+"""Immune handling of infused MSC (docs/science.md §3): NK lysis, licensing, engulfment, and the
 experimental arms that perturb them — one definition for the simulator (numpy) and the model (pytensor).
 
-Death of trapped live MSC is split into a baseline hazard and NK-mediated lysis (mechanisms.md §1.5b, §3.2):
+Death of trapped live MSC is split into a baseline hazard and NK-mediated lysis (docs/science.md §1.5b, §3.2):
 
     k_d = [ k_d0 + k_NK · (1 − η_NK·[NK depleted]) · (1 − ρ_lic·[IFN-γ licensed]) · s_auto^[autologous] ]
           · f_apo^[apoptosis resistant]
@@ -19,7 +19,7 @@ Engulfment of dead MSC is the fate network's k_phi (kinetics.py); clodronate lip
 (1 − η_clod) (Jordan 2003: depletion within 24 h, lasting 1–2 weeks, so constant over a 7-day study [D]).
 Transport of engulfed material to liver and spleen is the network's k_mig with MIGRATION_SPLIT.
 
-Arms (mechanisms.md §6.3, §9) are data: `TREATMENTS` × `DEPLETIONS`, each mapped to switches the
+Arms (docs/science.md §6.3, §9) are data: `TREATMENTS` × `DEPLETIONS`, each mapped to switches the
 kinetics and the hypothesis drivers read (`arm_switches`). Units: hours, cells, per-hour rates.
 """
 
@@ -33,11 +33,23 @@ from .backend import NP, Backend
 
 # ------------------------------------------------------------------------------------------ arms as data
 
-# the vocabularies live with the outcome table schema (data layer); the switches they set live here
-from ..data.outcomes import DEPLETIONS, TREATMENTS  # noqa: E402
+#: The experimental arms a design or an outcome table can name (the data layer adds the spellings it accepts).
+TREATMENTS = {
+    "live": "live MSC (reference)",
+    "heat_inactivated": "heat-inactivated MSC: dead at infusion, same size and cargo (Weiss/Dahlke; Luk 2016)",
+    "apoptosis_resistant": "apoptosis-resistant MSC (e.g. Bax/Bak-/-, Pang 2021): death hazard × f_apo",
+    "microspheres": "size-matched inert microspheres: trapped like cells, no cells, no cargo",
+    "conditioned_medium": "conditioned medium, dose-matched: no cells trapped, a short secretome bolus",
+    "vehicle": "vehicle only (untreated control): no cells, no particles, no secretome",
+}
+DEPLETIONS = {
+    "none": "no depletion",
+    "nk": "NK depletion with anti-asialo-GM1 (Yoshino 2000: effective early, lost by 3 weeks)",
+    "macrophage": "macrophage depletion with clodronate liposomes (Jordan 2003: within 24 h, 1–2 weeks)",
+}
 
 # The conditioned-medium bolus: secretome equivalent to this fraction of the cell dose, cleared at
-# this rate (per hour). Design choices [D] (mechanisms.md §6.3: CM reproduces H1 "partially").
+# this rate (per hour). Design choices [D] (docs/science.md §6.3: CM reproduces H1 "partially").
 CM_POTENCY = 0.3
 CM_CLEARANCE_PER_H = 0.2
 
@@ -135,7 +147,7 @@ IMMUNE_PRIORS = (
      "IL-2-activated NK lyse MSC efficiently (Spaggiari 2006 Blood 107:1484): ~40–60 % in 4 h at E:T 10 [M] → 0.02 [D]"),
     ("nk_et_vivo", "lognormal", {"median": 1.0, "sigma": 0.5}, "E:T",
      "effective activated-NK:MSC ratio in the lung bed (density × activation conversion)",
-     "mechanisms.md §3.2 (k_NK = κ·NK density); chosen so k_NK ≈ 0.02–0.04 h⁻¹ [D]"),
+     "docs/science.md §3.2 (k_NK = κ·NK density); chosen so k_NK ≈ 0.02–0.04 h⁻¹ [D]"),
     ("resting_activity", "lognormal", {"median": 0.15, "sigma": 0.7}, "ratio",
      "lytic activity of resting relative to activated NK", "Spaggiari 2006: freshly isolated NK lyse MSC poorly [V]"),
     ("rho_lic", "beta", {"alpha": 4.0, "beta": 2.0}, "fraction",

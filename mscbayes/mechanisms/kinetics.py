@@ -7,7 +7,7 @@ States per organ j (amounts in cells, or cell equivalents of material):
     Z_j  MSC material inside phagocytes loss: digestion k_dig (+ phagocyte migration k_mig from the lung)
     D_j  material digested in organ j   (accumulator; what labels and dyes leave behind)
 
-Flows (mechanisms.md §1.5b with Zcap → ∞, the linear default):
+Flows (docs/science.md §1.5b with Zcap → ∞, the linear default):
     X_lung → X_j   k_rel · P_a(j)           released live cells re-trapped downstream (P_a: arterial allocation)
     X_j → Y_j      k_d                      death (baseline hazard; NK lysis enters through k_d, see immune.py)
     Y_lung → Y_j   k_frag · q_j             non-engulfed debris washed to liver and spleen
@@ -40,7 +40,7 @@ from .trapping import ORGANS
 STATE_KINDS = ("X", "Y", "Z", "D")
 RATE_NAMES = ("kd", "krel", "kphi", "kfrag", "kmig", "kdig")
 
-# Where lung debris and loaded phagocytes go: liver ≫ spleen (mechanisms.md §1.5b; Eggenhofer 2012
+# Where lung debris and loaded phagocytes go: liver ≫ spleen (docs/science.md §1.5b; Eggenhofer 2012
 # saw Cr-51 label mostly in the liver by 24 h; de Witte 2018 saw monocytes carry MSC material from
 # lung to liver). The 0.8/0.2 split is a design choice [D], overridable.
 DEBRIS_SPLIT = {"liver": 0.8, "spleen": 0.2}
@@ -302,8 +302,3 @@ def solve_expm(net: Network, x0: dict, t, xp: Backend = NP, squarings: int | Non
     out = {s: xt[..., index[s]] for s in net.states}
     out["D_total"] = sum(out[s] for s in net.states if s.startswith("D_"))
     return out
-
-
-def total_material(states: dict, organ: str, xp: Backend = NP):
-    """Live + dead + engulfed MSC material in an organ (cells): what a DNA assay sees."""
-    return states[f"X_{organ}"] + states[f"Y_{organ}"] + states[f"Z_{organ}"]

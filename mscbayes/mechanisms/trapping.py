@@ -1,7 +1,7 @@
 """Capillary trapping: size-dependent extraction per capillary bed and first-pass allocation by route.
 
 Circulation takes seconds and fate kinetics take hours, so the first passes are resolved at quasi-steady
-state (mechanisms.md §1.5a): a cell that enters the venous blood is trapped in the lung with
+state (docs/science.md §1.5a): a cell that enters the venous blood is trapped in the lung with
 probability E_lung per pass; one that enters the arterial blood takes branch b with its flow fraction
 f_b and is trapped in the beds of that branch in series (spleen then liver for the splenic outflow,
 gut ("rest") then liver for the portal outflow); a cell that escapes every bed returns to the venous
@@ -27,7 +27,17 @@ import numpy as np
 
 from .backend import NP, Backend
 
-ORGANS = ("lung", "liver", "spleen", "kidney", "target", "rest")
+#: The model's organs (capillary beds and fate compartments). Adding an organ: a row here, its beds in `branches`
+#: and flows in FLOW_FRACTIONS, and its aliases in mscbayes/data/fate.py.
+ORGAN_INFO = {
+    "lung": "both lungs",
+    "liver": "liver",
+    "spleen": "spleen",
+    "kidney": "both kidneys",
+    "target": "the injured or treated organ (infarcted heart, ischaemic limb, inflamed joint ...); name it in `tissue`",
+    "rest": "everything else (carcass, remaining organs) as one pool",
+}
+ORGANS = tuple(ORGAN_INFO)
 SYSTEMIC = ORGANS[1:]
 
 # Default MSC size when the product's diameter is not reported (µm): between the 15–19 µm of
@@ -50,9 +60,9 @@ class Branch:
 
 
 # Arterial flow fractions (of cardiac output). Mouse: Brown et al. 1997 physiology as used in a public
-# mouse PBTK script (mechanisms.md §1.4): hepatic artery 0.161, GI 0.141, kidney 0.091, spleen 0.011.
+# mouse PBTK script (docs/science.md §1.4): hepatic artery 0.161, GI 0.141, kidney 0.091, spleen 0.011.
 # Rat: liver 0.183 and kidney 0.141 from the rat script (same source); GI and spleen as mouse [D].
-# Human: liver 0.245 of cardiac output (mechanisms.md §1.4, treated as total hepatic inflow, split into
+# Human: liver 0.245 of cardiac output (docs/science.md §1.4, treated as total hepatic inflow, split into
 # hepatic artery + GI + spleen with the mouse GI/spleen shares [D]); kidney 0.19 [M]. The target
 # tissue takes `target_flow_fraction` out of the remainder (a design input, default 0.01 [D]).
 FLOW_FRACTIONS = {

@@ -1,6 +1,6 @@
 """Treg induction by MSC: pathway activities, blocker factors and three combination rules (pure math).
 
-mechanisms.md §4.2. One definition of every formula, evaluated with numpy (`NP`, simulation and
+docs/science.md §4.2. One definition of every formula, evaluated with numpy (`NP`, simulation and
 posterior summaries) or with pytensor (`pytensor_backend()`, the PyMC model) through the shared
 `Backend` namespace. Nothing here samples.
 

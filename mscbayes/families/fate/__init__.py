@@ -14,10 +14,9 @@ import pandas as pd
 from mscbayes.data.outcomes import read_invivo_table, split_parts
 from mscbayes.mechanisms import hypotheses as hyp
 
-from ..contract import Family
+from ..contract import Family, ModelDataError
 from . import evidence, evidence_rows, mechanism_model, model, priors, report
 from . import simulate as sim
-from .hierarchy import ModelDataError
 
 __all__ = ["FATE", "MECHANISMS", "EVIDENCE", "ModelDataError"]
 

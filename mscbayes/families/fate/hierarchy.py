@@ -22,6 +22,8 @@ import pytensor.tensor as pt
 from mscbayes.mechanisms import trapping
 from mscbayes.priors import Prior
 
+from ..contract import ModelDataError
+
 __all__ = [
     "CENTRE_MIN_OBS", "ANIMAL_EFFECTS", "LUNG_SIZE_FORMS", "SAMPLER_DEFAULTS", "SAMPLER_DEFAULTS_LARGE",
     "LARGE_DATA_ANIMALS", "ModelDataError", "sampler_defaults", "choose_parameterisation", "population_parameters",
@@ -36,10 +38,6 @@ ANIMAL_EFFECTS: tuple[str, ...] = ("kd", "extraction", "recovery")
 
 #: Coordinates of the lung trapping curve (`size_parameters`).
 LUNG_SIZE_FORMS = ("escape_logit", "direct")
-
-
-class ModelDataError(ValueError):
-    """The table holds something this model cannot use (with what to do instead)."""
 
 
 #: Sampler settings this model's posterior needs when the user leaves them open (`SamplerSettings.for_model`),

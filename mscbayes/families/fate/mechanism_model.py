@@ -23,7 +23,7 @@ Every hypothesis has exactly these parameters; only the driver differs (H_mix ad
 Observations: the fate family's log-normal/Tobit terms (variable "y") and detected/not-detected terms
 ("detected"); "outcome" (normal on the transformed scale); "nk_lysis" (logit-normal %lysis) and
 "nk_lysed" (binomial counts). Each term is multiplied by a per-observation weight held in pm.Data
-(`w_<var>`, all ones in a normal fit); exact K-fold (mscbayes.compare) sets held-out weights to 0, samples,
+(`w_<var>`, all ones in a normal fit); exact K-fold (mscbayes.comparison) sets held-out weights to 0, samples,
 then sets them back to 1 to score the held-out observations with the same model.
 """
 
@@ -37,7 +37,7 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from mscbayes.data.outcomes import PCT_READOUTS, split_parts
+from mscbayes.data.outcomes import PCT_READOUTS, arm_treatments, split_parts
 from mscbayes.mechanisms import effect, immune, trapping
 from mscbayes.mechanisms import hypotheses as hyp
 from mscbayes.mechanisms.backend import pytensor_backend
@@ -211,11 +211,7 @@ def build_mechanism_model(frame: pd.DataFrame, priors: dict | None = None, hypot
     hyp.check_hypothesis(hypothesis)
     pr = dict(MECHANISMS, **(priors or {}))
     parts = split_parts(frame)
-    treatments = {}
-    if "outcome" in parts:
-        o = parts["outcome"]
-        g = o.groupby([_s(o["study"]), _s(o["arm"])], sort=False)[["treatment", "depletion"]].first()
-        treatments = {k: (str(v["treatment"]), str(v["depletion"])) for k, v in g.iterrows()}
+    treatments = arm_treatments(frame)
     local = "fate" in parts and parts["fate"]["route"].astype(str).eq("local").any()
     xp = pytensor_backend()
     with pm.Model() as model:

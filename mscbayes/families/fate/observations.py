@@ -24,7 +24,7 @@ from mscbayes.mechanisms import trapping
 from mscbayes.mechanisms.assays import DETECTION_LIMITS
 from mscbayes.mechanisms.fate import AnimalDesign, expected_signals
 
-from .hierarchy import ModelDataError
+from ..contract import ModelDataError
 
 __all__ = ["BACKGROUND_FRACTION", "prepare", "lognormal_obs_logp", "lognormal_obs_random", "observation_terms",
            "assay_sigma"]

@@ -15,7 +15,7 @@ import pandas as pd
 from mscbayes.data.coculture import read_coculture_table
 from mscbayes.mechanisms.treg import RULES
 
-from ..contract import DataSummary, Family
+from ..contract import DataSummary, Family, ModelDataError
 from . import loo, model, priors, simulate, summaries
 
 __all__ = ["TREG"]
@@ -34,6 +34,13 @@ def _build(frame, priors_, hypothesis):
 def _simulate(design, *, seed: int, params: dict | None = None, hypothesis: str | None = None) -> pd.DataFrame:
     """A virtual co-culture experiment generated under the rule `hypothesis` (default: redundant)."""
     return simulate.simulate_coculture(design, hypothesis or "redundant", params=params, seed=seed)
+
+
+def _check_data(frame: pd.DataFrame, hypothesis: str | None) -> None:
+    if "row_kind" in frame and (frame["row_kind"].astype(str) != "individual").any():
+        raise ModelDataError("the Treg model fits individual wells; this table also has published summary rows "
+                             "(row_kind mean, range or bound), which it has no likelihood for yet: fit the "
+                             "individual rows only")
 
 
 def _groups(frame: pd.DataFrame, group: str = "donor") -> dict:
@@ -74,4 +81,5 @@ TREG = Family(
     default_group="donor",
     results=summaries.results,
     data_summary=_data_summary,
+    check_data=_check_data,
 )

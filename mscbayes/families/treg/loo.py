@@ -114,7 +114,7 @@ class _DonorMarginalFit:
 
 def donor_marginal_view(fit) -> _DonorMarginalFit:
     """The fit with ``log_likelihood["treg_new_donor"]`` (chain, draw, donor) from
-    `donor_log_likelihood`, ready for `mscbayes.compare.compare_models(..., group="donor")`."""
+    `donor_log_likelihood`, ready for `mscbayes.comparison.compare_models(..., group="donor")`."""
     import arviz as az
     import xarray as xr
 
@@ -126,5 +126,5 @@ def donor_marginal_view(fit) -> _DonorMarginalFit:
 
 
 def loo_view(fit) -> tuple[Any, str]:
-    """(the fit with its new-donor log-likelihood, "donor"): what `mscbayes.compare` compares Treg rules on."""
+    """(the fit with its new-donor log-likelihood, "donor"): what `mscbayes.comparison` compares Treg rules on."""
     return donor_marginal_view(fit), "donor"

@@ -18,24 +18,24 @@ PRIORS: dict[str, Prior] = {
     for p in [
         Prior("emax", "halfnormal", {"sigma": 1.0}, "logit",
               "largest shift of logit Treg fraction at full drive (D = 1), per readout",
-              f"mechanisms.md §4.2: E_max ~ Normal⁺(0, 1) on the logit scale, anchored on the 1.1–2.8× "
+              f"docs/science.md §4.2: E_max ~ Normal⁺(0, 1) on the logit scale, anchored on the 1.1–2.8× "
               f"fold change with AT-MSC conditioned medium ({_IVANOVA}) ≈ logit shift 0.1–1"),
         Prior("mu_alpha", "normal", {"mu": -3.6, "sigma": 0.6}, "logit",
               "population mean of the donor baseline logit Treg fraction, per readout",
-              f"mechanisms.md §4.2: donor baseline logit of 1–6 % (controls 0.7–5.8 % in {_IVANOVA}); "
+              f"docs/science.md §4.2: donor baseline logit of 1–6 % (controls 0.7–5.8 % in {_IVANOVA}); "
               "logit(2.7 %) = −3.6, ±2 SD ≈ 0.8–8 %"),
         Prior("sigma_alpha", "halfnormal", {"sigma": 0.5}, "logit",
               "between-donor SD of the baseline logit, per readout",
               "[D] donors spanning 1–6 % is a logit range of ≈ 1.8, i.e. an SD ≈ 0.5"),
         Prior("eta", "beta", {"alpha": 8.0, "beta": 2.0}, "fraction",
               "blocking efficiency of each blocker (fraction of its pathway removed)",
-              "mechanisms.md §4.2: η_b ~ Beta(8, 2)"),
+              "docs/science.md §4.2: η_b ~ Beta(8, 2)"),
         Prior("r50", "lognormal", {"median": 0.05, "sigma": 1.0}, "MSC per responder cell",
               "MSC ratio giving half of a pathway's maximal activity",
-              "[D] middle of the 1:100–1:5 MSC:PBMC design range of mechanisms.md §4.2; ±2 SD ≈ 1:150–1:3"),
+              "[D] middle of the 1:100–1:5 MSC:PBMC design range of docs/science.md §4.2; ±2 SD ≈ 1:150–1:3"),
         Prior("ido_unlicensed", "beta", {"alpha": 2.0, "beta": 6.0}, "fraction",
               "IDO activity of MSC without IFN-γ licensing, relative to licensed",
-              "[D] IDO needs IFN-γ licensing (mechanisms.md §4.1: Meisel 2004, Krampera 2006, Ren 2008 [M])"),
+              "[D] IDO needs IFN-γ licensing (docs/science.md §4.1: Meisel 2004, Krampera 2006, Ren 2008 [M])"),
         Prior("cm_equiv_ratio", "lognormal", {"median": 0.05, "sigma": 1.5}, "MSC per responder cell",
               "MSC-equivalent ratio of conditioned medium (secretome only), per study",
               "[D] unknown and wide: conditioned medium is rarely dosed in cell equivalents"),

@@ -29,7 +29,7 @@ from .simulate import (
 )
 
 __all__ = ["posterior_parameters", "pathway_contributions", "blocker_effects", "induction_by_ratio",
-           "secretome_effect", "donor_spread", "results", "conclusions"]
+           "secretome_effect", "donor_spread", "results", "conclusions", "rule_probabilities"]
 
 
 def _idata_of(fit_or_idata):
@@ -292,3 +292,14 @@ def conclusions(name: str, *, contributions: pd.DataFrame | None = None, secreto
                        f"{fmt_interval(r['fold_change_hdi_low'], r['fold_change_hdi_high'])} ({pct}); "
                        f"the probability that it raises it is {fmt_prob(float(r['prob_positive']))}.")
     return out
+
+
+def rule_probabilities(comparison) -> pd.DataFrame:
+    """The probability of each combination rule from a comparison of rule fits: stacking weight (primary) and
+    BB-pseudo-BMA weight (robustness), with elpd and the number of donors whose Pareto k exceeds good_k."""
+    table = comparison.table
+    cols = [c for c in ("weight", "weight_bb_pseudo_bma", "elpd_loo", "se", "elpd_diff", "dse", "n_high_k")
+            if c in table.columns]
+    df = table[cols].rename(columns={"weight": "stacking_weight"}).copy()
+    df.index.name = "rule"
+    return df

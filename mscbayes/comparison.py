@@ -10,8 +10,9 @@ Generic over model kinds: the in vitro Treg rules (grouped by donor) and the in 
 
 Grouped LOO ("leave one group out"): the pointwise log-likelihood of every observed variable is summed
 over the observations of each group into one joint log-likelihood per group, and PSIS-LOO is run on
-those sums (mechanisms.md §8; anchors.md §2). Observations of one donor or animal share its random
-effects, so leaving out single points would be over-optimistic about predicting a new donor.
+those sums (docs/science.md §8; Vehtari, Gelman & Gabry 2017, Stat Comput 27:1413,
+doi:10.1007/s11222-016-9696-4). Observations of one donor or animal share its random effects, so leaving
+out single points would be over-optimistic about predicting a new donor.
 
 How observations are assigned to groups, for each log-likelihood variable with observation dim ``o``
 (first match wins):
@@ -468,16 +469,16 @@ def _labels_for(fit: Any, family, group: str) -> dict | None:
     return {k: v for k, v in labels.items() if k in ll}
 
 
-def compare_fits(fits: Any, *, group: str | None = None, out: Any = None, seed: int = 0,
+def compare_fits(fits: Any, *, group: str | None = "default", out: Any = None, seed: int = 0,
                  kfold: bool | str = "auto", k_folds: int = KFOLD_DEFAULT, kfold_settings: Any = None,
                  force: bool = False) -> HypothesisComparison:
     """Compare fits of competing hypotheses of one model on the same data: leave-one-group-out PSIS-LOO,
     stacking and BB-pseudo-BMA weights, a Pareto-k table, and exact K-fold by group when k is high.
 
     fits: paths of saved fits, Fit objects, or a mapping name → either (names default to the hypothesis,
-    else the file stem); group: the leave-out unit (default: the model family's, e.g. animal for the fate
+    else the file stem); group: the leave-out unit ("default": the model family's, e.g. animal for the fate
     and mechanism models, donor for Treg rules, whose comparison uses each donor's new-donor likelihood,
-    `Family.loo_view`), or any grouping `compare_models` understands; kfold: "auto" (when any Pareto k >
+    `Family.loo_view`), None for pointwise, or any grouping `compare_models` understands; kfold: "auto" (when any Pareto k >
     good_k), True (always) or False (never);
     k_folds: folds of the fallback; kfold_settings: SamplerSettings for the refits (default: each fit's own);
     out: also save the comparison there. Raises `DataMismatchError` for fits made on different data.
@@ -501,7 +502,8 @@ def compare_fits(fits: Any, *, group: str | None = None, out: Any = None, seed: 
     if len(loaded) < 2:
         raise ValueError("compare_fits needs at least two fits")
     family = _family_of(loaded)
-    group = group or (family.default_group if family is not None else "animal")
+    if group == "default":
+        group = family.default_group if family is not None else "animal"
     compared = loaded
     if family is not None and family.loo_view is not None and group == family.default_group:
         compared = {}

@@ -27,7 +27,7 @@ def test_allocations_sum_to_one(species, route, organ):
 
 def test_iv_dose_is_mostly_in_the_lung():
     P = tr.allocation("intravenous", extractions(), tr.branches("mouse"))
-    assert 0.98 < P["lung"] < 1.0  # "about 99 % of an IV dose in the lung at 5 min" (mechanisms.md §7.3)
+    assert 0.98 < P["lung"] < 1.0  # "about 99 % of an IV dose in the lung at 5 min" (docs/science.md §7.3)
 
 
 def test_intra_arterial_traps_in_the_first_bed_downstream():
@@ -38,7 +38,7 @@ def test_intra_arterial_traps_in_the_first_bed_downstream():
 
 
 def test_markov_chain_monte_carlo_agrees_with_closed_allocation():
-    """Simulate single cells pass by pass through veins, lung, arterial branches (mechanisms.md §1.5a)."""
+    """Simulate single cells pass by pass through veins, lung, arterial branches (docs/science.md §1.5a)."""
     rng = np.random.default_rng(1)
     E = {"lung": 0.6, "liver": 0.5, "spleen": 0.4, "kidney": 0.3, "target": 0.7, "rest": 0.2}
     br = tr.branches("mouse", 0.05)

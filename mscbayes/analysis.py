@@ -9,7 +9,7 @@ settings. Every fit is written to ``out_dir/fits/`` with its cache key (a hash o
 priors, sampler settings, seed and diagnostic thresholds) in its attributes and in ``out_dir/manifest.json``,
 which is rewritten as each fit finishes; a re-run loads the fits whose key is unchanged instead of refitting
 them (``refit`` forces them). When two or more hypotheses of one model are fitted to the same data, they are
-compared (`mscbayes.compare.compare_fits`). The report is rewritten on every run.
+compared (`mscbayes.comparison.compare_fits`). The report is rewritten on every run.
 
 Analysis file (paths are relative to the analysis file; docs/analysis_files.md has the whole format)::
 
@@ -60,14 +60,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mscbayes import families
-from mscbayes.compare import compare_fits
+from mscbayes.comparison import compare_fits
 from mscbayes.data import detect_table_kind
 from mscbayes.diagnostics import diagnose
 from mscbayes.inference import Fit, SamplerSettings, fit_model
 from mscbayes.predictive import add_predictive
 from mscbayes.priors import PriorError, override, priors_to_dict
 from mscbayes.provenance import atomic_write, canonical_json, sha256_text
-from mscbayes.report.build import ComparisonView, Report, build_report
+from mscbayes.reporting.build import ComparisonView, Report, build_report
 
 __all__ = [
     "AnalysisError",
@@ -184,10 +184,20 @@ def _where(loc: tuple, doc: Mapping) -> str:
     return " ".join(words)
 
 
-def _pydantic_problems(err: ValidationError, doc: Mapping, src: str) -> list[str]:
+def _as_list(value: Any, table: str, src: str, problems: list[str]) -> list:
+    if value is None or value == []:
+        problems.append(f"{src}: no [[{table}]] given; an analysis needs at least one")
+        return []
+    if not isinstance(value, list):
+        problems.append(f"{src}: [[{table}]] must be an array of tables ([[{table}]] entries)")
+        return []
+    return value
+
+
+def _pydantic_problems(err: ValidationError, doc: Mapping, src: str, prefix: tuple = ()) -> list[str]:
     out = []
     for e in err.errors():
-        loc = tuple(e["loc"])
+        loc = prefix + tuple(e["loc"])
         if e["type"] == "extra_forbidden":
             key = str(loc[-1])
             fields = list(_model_at(loc[:-1]).model_fields)
@@ -292,11 +302,27 @@ def load_analysis(path: str | Path) -> Analysis:
         raise AnalysisError(f"{src}: not a text file (expected an analysis TOML file)") from None
     except tomllib.TOMLDecodeError as err:
         raise AnalysisError(f"{src}: not valid TOML: {err}") from None
-    try:
-        parsed = _AnalysisFile.model_validate(doc)
-    except ValidationError as err:
-        raise AnalysisError("\n".join(_pydantic_problems(err, doc, src))) from None
     problems: list[str] = []
+
+    def checked(model: type[BaseModel], value: Any, loc: tuple):
+        """`value` validated as `model` (None, with its problems listed, when it is not)."""
+        try:
+            return model.model_validate(value)
+        except ValidationError as err:
+            problems.extend(_pydantic_problems(err, doc, src, loc))
+            return None
+
+    # every part is checked on its own, so one bad part does not hide the problems of the others
+    top = {k: v for k, v in doc.items() if k not in ("datasets", "fits")}
+    shell = checked(_AnalysisFile, {**top, "datasets": [{"name": "x", "csv": "x"}], "fits": [{"dataset": "x"}]}, ())
+    parsed_datasets = [d for i, raw_d in enumerate(_as_list(doc.get("datasets"), "datasets", src, problems))
+                       if (d := checked(_DatasetTable, raw_d, ("datasets", i))) is not None]
+    parsed_fits = [f for i, raw_f in enumerate(_as_list(doc.get("fits"), "fits", src, problems))
+                   if (f := checked(_FitTable, raw_f, ("fits", i))) is not None]
+    parsed = _AnalysisFile.model_construct(
+        analysis=shell.analysis if shell else _AnalysisTable(), sampler=dict(doc.get("sampler") or {}) if shell else {},
+        diagnostics=dict(doc.get("diagnostics") or {}) if shell else {},
+        priors=dict(doc.get("priors") or {}) if shell else {}, datasets=parsed_datasets, fits=parsed_fits)
     base = path.parent
     meta = parsed.analysis
 
@@ -420,12 +446,8 @@ def _producer(spec: DatasetSpec, analysis: Analysis) -> families.Family:
         return families.get(spec.model)
     for f in analysis.fits:
         if f.dataset == spec.name:
-            if f.model:
-                return families.get(f.model)
-            for family in families.all_families():
-                if f.hypothesis in family.hypothesis_names() and (family.simulate or family.bundled):
-                    return family
-    return families.get("fate")
+            return families.get(f.model) if f.model else families.simulator_for(spec.generate or f.hypothesis)
+    return families.simulator_for(spec.generate)
 
 
 def _load_data(spec: DatasetSpec, analysis: Analysis, data_dir: Path) -> _Data:

@@ -22,7 +22,7 @@ from mscbayes.data import (
 )
 from mscbayes.data.validation import ColumnSpec, parse_number, validate_frame, TableSpec
 
-DOCS = Path(__file__).parent.parent / "docs" / "data_schema.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "data_schema.md"
 
 
 def raises(path) -> DataValidationError:

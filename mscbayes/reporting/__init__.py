@@ -1,6 +1,6 @@
 """The posterior report: plain-words conclusions and caveats, single-file HTML + Markdown.
 
-    from mscbayes.report import build_report
+    from mscbayes.reporting import build_report
     report = build_report({"kinetics": fit})
     report.to_html("report.html"); report.to_markdown("report.md")
 

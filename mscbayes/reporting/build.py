@@ -8,7 +8,7 @@
 Sections: 1 provenance, 2 the data, 3 diagnostics (with an UNTRUSTWORTHY banner when any fit
 fails), 4 parameters and derived quantities (intervals, prior vs posterior), 5 posterior
 predictive checks and LOO-PIT, 6 hypothesis comparison and model results, 7 conclusions, 8 caveats.
-Every number in the conclusions and caveats is computed from the posterior (`mscbayes.report.text`).
+Every number in the conclusions and caveats is computed from the posterior (`mscbayes.reporting.text`).
 
 The report only reads: what is specific to a model comes from its family (`Fit.family`: derived quantities,
 data summary, results), and prior and posterior predictive draws from the fit's InferenceData
@@ -162,7 +162,7 @@ def _figure_view(key: str, title: str, caption: str, make: Callable[[], tuple]) 
 
 @dataclass
 class ComparisonView:
-    """What the report shows of a model comparison (`mscbayes.compare.Comparison`): JSON-able."""
+    """What the report shows of a model comparison (`mscbayes.comparison.Comparison`): JSON-able."""
 
     name: str
     table: pd.DataFrame
@@ -178,7 +178,7 @@ class ComparisonView:
 
     @classmethod
     def from_comparison(cls, comparison: Any, *, name: str = "comparison") -> ComparisonView:
-        """From a `mscbayes.compare.Comparison` (or anything with ``table``, ``verdict``, ``pareto_k``)."""
+        """From a `mscbayes.comparison.Comparison` (or anything with ``table``, ``verdict``, ``pareto_k``)."""
         if isinstance(comparison, ComparisonView):
             return comparison
         table = comparison.table
@@ -237,7 +237,7 @@ class ComparisonView:
 
     @classmethod
     def from_netcdf(cls, path: str | os.PathLike[str], *, name: str | None = None) -> ComparisonView:
-        """From a comparison saved as NetCDF by ``mscbayes.compare`` (a ``model`` coordinate with the
+        """From a comparison saved as NetCDF by ``mscbayes.comparison`` (a ``model`` coordinate with the
         table's numeric columns, ``pareto_k`` rows, and ``verdict`` / ``data_sha256`` / ``group`` /
         ``method`` attributes)."""
         import xarray as xr
@@ -499,6 +499,14 @@ def _element_table(elements: Sequence[Element], *, labels: Mapping[str, str] | N
     return TableView(columns, rows, classes)
 
 
+def _hypothesis_text(fit: Any) -> str:
+    """'H2 (efferocytosis: ...)' or, for a model without hypotheses, what its default means."""
+    family = getattr(fit, "family", None)
+    meaning = family.hypotheses.get(fit.hypothesis, "") if family is not None else ""
+    name = fit.hypothesis or ("none" if meaning else "—")
+    return f"{name} ({meaning})" if meaning else name
+
+
 def _provenance_table(fit: Any, extra: Mapping[str, str] | None = None) -> TableView:
     s = fit.settings
     settings = (f"{s.sampler}, {s.chains} chains × {s.draws} draws (tune {s.tune}), target_accept "
@@ -507,7 +515,7 @@ def _provenance_table(fit: Any, extra: Mapping[str, str] | None = None) -> Table
     kept = next((a for a in fit.attempts if a.get("kept")), None)
     rows = [
         ["model kind", fit.kind],
-        ["hypothesis", fit.hypothesis if fit.hypothesis else "none (kinetics only)" if fit.kind == "fate" else "—"],
+        ["hypothesis", _hypothesis_text(fit)],
         ["data file", str(fit.data_source)],
         ["data sha256", str(fit.data_sha256)],
         ["rows", str(len(fit.data))],
@@ -885,6 +893,15 @@ def _is_simulated(fit: Any, truth: Any) -> bool:
 # =========================================================================== the report
 
 
+def _environment(*, autoescape: bool):
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
+                      autoescape=autoescape, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["tableid"] = lambda s: "".join(ch if ch.isalnum() else "-" for ch in str(s)).strip("-").lower()
+    return env
+
+
 @dataclass
 class Report:
     """A rendered-on-demand posterior report. Build it with `build_report`."""
@@ -921,13 +938,9 @@ class Report:
     def html(self, *, fragment: bool = False) -> str:
         """The report as HTML: a full standalone page, or (``fragment=True``) a ``<div>`` for
         notebooks. Inline CSS, figures as data: URIs, no script, no external reference."""
-        from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
-        env = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
-                          autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-        env.filters["tableid"] = lambda s: "".join(ch if ch.isalnum() else "-" for ch in str(s)).strip("-").lower()
-        return env.get_template("report.html.j2").render(report=self, fragment=fragment, sections=SECTIONS,
-                                                          hdi_pct=f"{INTERVAL_PROB * 100:.0f} %", report_fmt=_cell)
+        return _environment(autoescape=True).get_template("report.html.j2").render(
+            report=self, fragment=fragment, sections=SECTIONS, hdi_pct=f"{INTERVAL_PROB * 100:.0f} %",
+            report_fmt=_cell)
 
     def _repr_html_(self) -> str:
         return self.html(fragment=True)
@@ -941,81 +954,12 @@ class Report:
     # ------------------------------------------------------------------ Markdown
 
     def markdown(self, *, figure_dir: str | None = None) -> str:
-        """The report as Markdown. With ``figure_dir`` (a path relative to the Markdown file),
-        figures are linked as ``figure_dir/<name>.png``; without, they are left out."""
-        out: list[str] = [f"# {self.title}", "",
-                          f"Created {self.created} by mscbayes {self.version}. "
-                          f"Overall verdict: **{'TRUSTWORTHY' if self.trustworthy else 'UNTRUSTWORTHY'}**.", ""]
-        if not self.trustworthy:
-            names = ", ".join(f.name for f in self.untrustworthy_fits)
-            out += [f"> **UNTRUSTWORTHY**: {names} failed the sampler diagnostics; their numbers are not reliable.", ""]
-        if self.analysis:
-            out += ["| analysis | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in self.analysis.items()] + [""]
-
-        def fig(fv: FigureView | None) -> list[str]:
-            if fv is None or figure_dir is None:
-                return []
-            return [f"![{fv.title}]({figure_dir}/{fv.key}.png)", "", f"*{fv.caption}*", ""]
-
-        def table(tv: TableView | None) -> list[str]:
-            return [] if tv is None else [tv.markdown(), ""]
-
-        ids = dict(SECTIONS)
-        out += [f"## {ids['provenance']}", ""]
-        for f in self.fits:
-            out += [f"### {f.name}", ""] + table(f.provenance)
-            if f.priors is not None:
-                out += ["Priors with their sources:", ""] + table(f.priors)
-        out += [f"## {ids['data']}", ""]
-        for d in self.datasets:
-            out += [f"### {d.name}", "", "Fitted by: " + ", ".join(d.fits), ""]
-            out += [f"- **{k}**: {v}" for k, v in d.facts] + [""]
-            out += table(d.summary) + fig(d.figure)
-        out += [f"## {ids['diagnostics']}", ""]
-        for f in self.fits:
-            out += [f"### {f.name}: {'TRUSTWORTHY' if f.trustworthy else 'UNTRUSTWORTHY'}", "", f.verdict, ""]
-            out += table(f.diagnostics)
-            if f.attempts is not None and len(f.attempts.rows) > 1:
-                out += ["Sampling attempts:", ""] + table(f.attempts)
-        out += [f"## {ids['parameters']}", "",
-                f"Intervals are {INTERVAL_PROB * 100:.0f} % highest-density intervals. 'post/prior SD' above "
-                f"{txt.WEAK_ID_RATIO} means the data taught little about that quantity.", ""]
-        for f in self.fits:
-            out += [f"### {f.label}", ""]
-            if f.derived is not None:
-                out += ["Derived quantities:", ""] + table(f.derived) + fig(f.figures.get("derived"))
-            if f.parameters is not None:
-                out += ["Parameters:", ""] + table(f.parameters)
-            out += fig(f.figures.get("prior_posterior")) + fig(f.figures.get("prior_posterior_scales"))
-            if f.sensitivity is not None:
-                out += ["Prior sensitivity:", ""] + table(f.sensitivity)
-        out += [f"## {ids['ppc']}", ""]
-        for f in self.fits:
-            out += [f"### {f.label}", ""]
-            if not f.has_predictive:
-                out += ["No posterior predictive draws for this fit.", ""]
-            out += fig(f.figures.get("ppc")) + fig(f.figures.get("loo_pit"))
-        out += [f"## {ids['comparison']}", ""]
-        if not self.comparisons and not self.results:
-            out += ["No comparison: one hypothesis per data set was fitted, and no model has results of its own.", ""]
-        for c in self.comparisons:
-            out += [f"### {c.name}", ""] + table(TableView.from_frame(c.table))
-            if c.pareto is not None:
-                out += table(TableView.from_frame(c.pareto, caption="Pareto k per model"))
-            out += fig(self.comparison_figures.get(c.name)) + [c.verdict, ""]
-        for r in self.results:
-            out += [f"### {r.name}" + ("" if r.trustworthy else " — UNTRUSTWORTHY"), ""]
-            for label, frame in r.tables:
-                out += [f"{label}:", ""] + table(TableView.from_frame(frame))
-            for fv in r.figures.values():
-                out += fig(fv)
-        out += [f"## {ids['conclusions']}", ""] + [f"- {c}" for c in self.conclusions] + [""]
-        out += [f"## {ids['caveats']}", ""]
-        out += [f"- **{c.kind}** ({c.severity}): {c.text}" for c in self.caveats] or ["- none detected"]
-        out += [""]
-        if self.notes:
-            out += ["## Notes", ""] + [f"- {n}" for n in self.notes] + [""]
-        return "\n".join(out)
+        """The report as Markdown (templates/report.md.j2). With ``figure_dir`` (a path relative to the Markdown
+        file), figures are linked as ``figure_dir/<name>.png``; without, they are left out."""
+        return _environment(autoescape=False).get_template("report.md.j2").render(
+            report=self, figure_dir=figure_dir, ids=dict(SECTIONS), hdi_pct=f"{INTERVAL_PROB * 100:.0f} %",
+            weak_ratio=txt.WEAK_ID_RATIO,
+            table_view=lambda frame, caption="": TableView.from_frame(frame, caption=caption)).rstrip() + "\n"
 
     def figures(self) -> dict[str, FigureView]:
         """Every figure of the report by a unique file stem."""
@@ -1127,7 +1071,7 @@ def build_report(fits: Any, *, comparisons: Any = None, title: str | None = None
                  figures: bool = True, progress: Callable[[str], None] | None = None) -> Report:
     """Build the posterior report of one or more fits (reading only: no model is sampled here).
 
-    fits: a `Fit`, a list of fits, or ``{name: Fit}``. comparisons: `mscbayes.compare.Comparison`
+    fits: a `Fit`, a list of fits, or ``{name: Fit}``. comparisons: `mscbayes.comparison.Comparison`
     or `ComparisonView` objects (one, a list, or ``{name: ...}``). truths: ``{fit name: {parameter: value}}``
     for simulated data (marked in the figures, checked for coverage). sensitivity: ``{fit name: {variant label:
     Fit refitted with other priors}}``. analysis: extra provenance rows (analysis file, its hash, ...).
@@ -1292,8 +1236,8 @@ def _truth_beside(fit: Any) -> dict | None:
 def load_results(paths: Iterable[str | os.PathLike[str]]
                  ) -> tuple[dict[str, Any], list[ComparisonView], dict[str, dict], dict[str, dict[str, Any]]]:
     """Read existing results for a report: fit files (``.nc``), comparison files (``.json`` written by
-    `ComparisonView.to_json`, or NetCDF written by a ``mscbayes.compare`` comparison's ``save``) and
-    run directories (with the ``manifest.json`` of `mscbayes.run`).
+    `ComparisonView.to_json`, or NetCDF written by a ``mscbayes.comparison`` comparison's ``save``) and
+    run directories (with the ``manifest.json`` of `mscbayes.analysis`).
 
     Returns ``(fits by name, comparison views, truths by fit name, sensitivity refits by fit name and
     variant)``; the last two are filled from run directories and ``*.truth.json`` files beside the data.

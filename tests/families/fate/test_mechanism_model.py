@@ -13,15 +13,15 @@ import pytest
 
 from mscbayes.data import DataValidationError, read_fate_table
 from mscbayes.data.outcomes import read_invivo_table, read_outcome_table
-from mscbayes.hypotheses_model import MECHANISM_PRIORS, build_mechanism_model, observation_groups
+from mscbayes.families.fate.mechanism_model import DRIVER_SCALE_PRIORS, build_mechanism_model, observation_groups
 from mscbayes.mechanisms import effect, immune, trapping
 from mscbayes.mechanisms import hypotheses as hyp
 from mscbayes.mechanisms.fate import AnimalDesign, fate_states
-from mscbayes.simulate import Arm, Design, load_design, mechanism_truth, simulate, simulate_mechanisms
+from mscbayes.families.fate.simulate import Arm, Design, load_design, mechanism_truth, simulate, simulate_mechanisms
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 P = mechanism_truth()
-SCALES = hyp.driver_scales(MECHANISM_PRIORS)
+SCALES = hyp.driver_scales(DRIVER_SCALE_PRIORS)
 
 
 def arms(treatments, depletions=None, route=None):
@@ -60,7 +60,7 @@ def test_driver_totals_equal_the_full_network():
 
 
 def test_signature_predictions_of_the_design_matrix():
-    """mechanisms.md §6.3: the arms move each driver the way the design matrix says."""
+    """docs/science.md §6.3: the arms move each driver the way the design matrix says."""
     names = ["live", "heat_inactivated", "live", "microspheres", "conditioned_medium", "live",
              "apoptosis_resistant", "vehicle"]
     dep = ["none", "none", "macrophage", "none", "none", "nk", "none", "none"]
@@ -137,15 +137,19 @@ def test_every_hypothesis_has_the_same_parameters(small_table):
     assert {n for n, *_ in mix} - {n for n, *_ in sigs["H0"]} == {"mix_weights"}
 
 
-def test_model_hook_and_default(small_table):
-    from mscbayes.model import ModelDataError, build_model
+def test_the_hypothesis_chooses_the_model_of_a_combined_table(small_table):
+    from mscbayes import families
 
-    m = build_model(small_table.frame, None, "H2")
-    assert m.mscbayes_hypothesis == "H2" and "outcome" in [rv.name for rv in m.observed_RVs]
-    kin = build_model(small_table.frame)                 # default: kinetics only, on the fate rows
+    mech = families.for_table("invivo", "H2")
+    m = mech.build_model(small_table.frame, None, "H2")
+    assert mech.name == "mechanisms" and m.mscbayes_hypothesis == "H2"
+    assert "outcome" in [rv.name for rv in m.observed_RVs]
+    assert families.for_table("invivo").name == "mechanisms"           # outcome rows: H0 by default
+    assert families.for_table("fate").name == "fate"                    # fate rows alone: kinetics only
+    kin = families.get("fate").build_model(small_table.frame)           # kinetics only, on the fate rows
     assert [rv.name for rv in kin.observed_RVs] == ["y"] and "kd" in kin.named_vars
-    with pytest.raises(ModelDataError, match="H_mix"):
-        build_model(small_table.frame, None, "H9")
+    with pytest.raises(families.UnknownHypothesisError, match="H_mix"):
+        families.for_table("invivo", "H9")
 
 
 def test_observation_groups_follow_model_order(small_table):
@@ -217,7 +221,7 @@ def test_combined_table_reports_problems_of_every_part():
 
 
 def test_design_refuses_bad_arms():
-    from mscbayes.simulate import DesignError, design_from_dict
+    from mscbayes.families.fate.simulate import DesignError, design_from_dict
 
     doc = {"study": "x", "hypothesis": "H7", "arms": [
         {"name": "a", "treatment": "frozen", "depletion": "nk", "times_h": [1], "readouts": ["treg"]},

@@ -315,6 +315,6 @@ def test_coculture_per_donor_table_reads_as_before(tmp_path):
     assert list(with_cols.frame.columns) == list(plain.frame.columns)
     pd.testing.assert_frame_equal(with_cols.frame, plain.frame)
     assert with_cols.sha256 == plain.sha256
-    bundled = Path(__file__).resolve().parents[1] / "datasets" / "ivanovatodorova2012" / "coculture.csv"
+    bundled = Path(__file__).resolve().parents[2] / "datasets" / "ivanovatodorova2012" / "coculture.csv"
     assert read_coculture_table(bundled).sha256 == \
         "a7f82118b221ddbc688be3861cfcf3a7557c6f5815d8648b29768e91088be3fe"

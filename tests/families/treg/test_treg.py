@@ -14,13 +14,33 @@ import pytest
 import pytensor
 import pytensor.tensor as pt
 
-from mscbayes import compare, inference, registry, treg
+from pathlib import Path
+
+from mscbayes import comparison as compare
+from mscbayes import families, inference
 from mscbayes.data.coculture import read_coculture_table
+from mscbayes.families.treg import loo as tloo
+from mscbayes.families.treg import model as tmodel
+from mscbayes.families.treg import simulate as tsim
+from mscbayes.families.treg import summaries as tsum
+from mscbayes.families.treg.priors import PRIORS as TREG_PRIORS
+from mscbayes.families.treg.priors import SIZES
 from mscbayes.mechanisms import treg as mech
 from mscbayes.mechanisms.backend import pytensor_backend
-from mscbayes.priors import PriorError
+from mscbayes.priors import PriorError, prior_table
 
 K, B = len(mech.PATHWAYS), len(mech.BLOCKERS)
+IVANOVA_DATASET = Path(__file__).resolve().parents[3] / "datasets" / "ivanovatodorova2012" / "coculture.csv"
+TREG = families.get("treg")
+
+
+def fit_rules(table, rules, **kwargs):
+    """Each combination rule fitted to the same table through the one fitting entry point."""
+    return {rule: inference.fit_model("treg", table, hypothesis=rule, **kwargs) for rule in rules}
+
+
+def load_ivanova():
+    return read_coculture_table(IVANOVA_DATASET)
 PT = pytensor_backend()
 
 #: The generating truth of the simulated factorial design (pathway weights in PATHWAYS order).
@@ -181,23 +201,23 @@ def test_knockout_losses_sum_to_one_under_or():
 
 
 def test_prior_table_has_a_source_for_every_row_and_overrides_work():
-    table = treg.prior_table()
+    table = prior_table(TREG_PRIORS, sizes=SIZES)
     assert set(table["name"]) >= {"emax", "mu_alpha", "sigma_alpha", "eta", "w", "r50", "cm_equiv_ratio"}
     assert table["source"].str.len().min() > 5
-    assert treg.TREG_PRIORS["emax"].dist == "halfnormal" and treg.TREG_PRIORS["emax"].params == {"sigma": 1.0}
-    assert treg.TREG_PRIORS["eta"].params == {"alpha": 8.0, "beta": 2.0}
-    pri = treg.resolve_priors({"emax": {"sigma": 2.0}, "w": {"alpha": 3.0}})
+    assert TREG_PRIORS["emax"].dist == "halfnormal" and TREG_PRIORS["emax"].params == {"sigma": 1.0}
+    assert TREG_PRIORS["eta"].params == {"alpha": 8.0, "beta": 2.0}
+    pri = TREG.resolve_priors({"emax": {"sigma": 2.0}, "w": {"alpha": 3.0}})
     assert pri["emax"].params["sigma"] == 2.0 and pri["w"].params["alpha"] == 3.0
     with pytest.raises(PriorError, match="emx"):
-        treg.resolve_priors({"emx": {"sigma": 2.0}})
+        TREG.resolve_priors({"emx": {"sigma": 2.0}})
     with pytest.raises(PriorError):
-        treg.resolve_priors({"w": {"beta": 1.0}})
+        TREG.resolve_priors({"w": {"beta": 1.0}})
 
 
 def _factorial(rule="redundant", seed=11, **design):
     kw = dict(n_donors=6)
     kw.update(design)
-    return treg.simulate_coculture(treg.factorial_design(**kw), rule, params=TRUTH, seed=seed)
+    return tsim.simulate_coculture(tsim.factorial_design(**kw), rule, params=TRUTH, seed=seed)
 
 
 def test_simulator_is_seed_reproducible_and_valid():
@@ -213,25 +233,25 @@ def test_simulator_is_seed_reproducible_and_valid():
     assert set(truth["pathway_contributions"]) == set(mech.PATHWAYS)
     assert len(truth["drive"]) == len(a)
     # the design is a full factorial: ratios>0 × blocker sets × monocytes × donors, plus controls
-    d = treg.CocultureDesign(n_donors=6)
+    d = tsim.CocultureDesign(n_donors=6)
     n_expected = 6 * 2 * ((len(d.ratios) - 1) * len(d.blockers) + 1)
     assert len(a) == n_expected
     # counts, and prior draws when no parameters are given
-    counts = treg.simulate_coculture(treg.factorial_design(n_donors=2, events_total=20000), "all_required", seed=1)
+    counts = tsim.simulate_coculture(tsim.factorial_design(n_donors=2, events_total=20000), "all_required", seed=1)
     assert counts["events_total"].eq(20000).all() and counts["value_pct"].isna().all()
     assert read_coculture_table(counts).frame["events_positive"].notna().all()
 
 
 def test_factorial_designs_with_transwell_licensing_and_conditioned_medium_are_valid():
-    design = treg.factorial_design(n_donors=2, contact=("contact", "transwell"), ifng_licensed=(False, True))
-    df = treg.simulate_coculture(design, "all_required", params=TRUTH, seed=1)
+    design = tsim.factorial_design(n_donors=2, contact=("contact", "transwell"), ifng_licensed=(False, True))
+    df = tsim.simulate_coculture(design, "all_required", params=TRUTH, seed=1)
     frame = read_coculture_table(df).frame
     controls = frame[frame["msc_form"] == "none"]
     assert len(controls) == 2 * 2 and (controls["contact"] == "contact").all() and not controls["ifng_licensed"].any()
     # under the AND rule the contact pathway is required: transwell wells show no induction
     drive = np.asarray(df.attrs["truth"]["drive"])
     assert np.all(drive[(df["contact"] == "transwell").to_numpy()] == 0.0)
-    cm = treg.simulate_coculture(treg.factorial_design(n_donors=2, msc_form="conditioned_medium"), "redundant",
+    cm = tsim.simulate_coculture(tsim.factorial_design(n_donors=2, msc_form="conditioned_medium"), "redundant",
                                  params={**TRUTH, "cm_equiv_ratio": 0.05}, seed=2)
     assert set(read_coculture_table(cm).frame["msc_form"]) == {"none", "conditioned_medium"}
     assert cm.attrs["truth"]["population"]["cm_equiv_ratio"] == [0.05]
@@ -240,7 +260,7 @@ def test_factorial_designs_with_transwell_licensing_and_conditioned_medium_are_v
 def test_simulator_uses_the_model_parameterisation():
     df = _factorial(rule="monocyte_sequential", seed=2, n_donors=2)
     truth = df.attrs["truth"]
-    model = treg.build_treg_model(read_coculture_table(df), None, "monocyte_sequential")
+    model = tmodel.build_treg_model(read_coculture_table(df), None, "monocyte_sequential")
     pop = truth["population"]
     point = {
         "w_raw_log__": np.log(np.asarray(pop["w"])),
@@ -256,7 +276,7 @@ def test_simulator_uses_the_model_parameterisation():
 
 def test_model_has_named_dims_and_is_registered():
     table = read_coculture_table(_factorial(n_donors=3))
-    model = treg.build_treg_model(table.frame, None, "all_required")
+    model = tmodel.build_treg_model(table.frame, None, "all_required")
     dims = model.named_vars_to_dims
     for name in ("w", "r50", "eta", "emax", "mu_alpha", "alpha", "drive", "treg", "sigma"):
         assert name in dims, name
@@ -265,38 +285,38 @@ def test_model_has_named_dims_and_is_registered():
     assert list(model.coords["pathway"]) == list(mech.PATHWAYS)
     assert len(model.coords["donor"]) == 3
     assert "alpha_z" not in model.named_vars  # many rows per donor: centred
-    assert registry.get("treg").build is treg._build_for_registry
+    assert families.get("treg") is TREG and TREG.table_kinds == ("coculture",)
     with pytest.raises(ValueError, match="unknown Treg combination rule"):
-        treg.build_treg_model(table.frame, None, "whatever")
+        tmodel.build_treg_model(table.frame, None, "whatever")
     assert np.isfinite(model.compile_logp()(model.initial_point()))
 
 
 def test_counts_and_mixed_tables_build():
-    counts = treg.simulate_coculture(treg.factorial_design(n_donors=2, events_total=5000), "redundant",
+    counts = tsim.simulate_coculture(tsim.factorial_design(n_donors=2, events_total=5000), "redundant",
                                      params=TRUTH, seed=3)
-    model = treg.build_treg_model(read_coculture_table(counts).frame, None, "redundant")
+    model = tmodel.build_treg_model(read_coculture_table(counts).frame, None, "redundant")
     assert type(model["treg"].owner.op).__name__.startswith("BetaBinomial")
     pct = _factorial(n_donors=2, seed=4)
     mixed = pd.concat([counts.assign(donor=counts["donor"] + "c"), pct], ignore_index=True).drop(columns="source_row")
-    m2 = treg.build_treg_model(read_coculture_table(mixed).frame, None, "redundant")
+    m2 = tmodel.build_treg_model(read_coculture_table(mixed).frame, None, "redundant")
     assert "phi" in m2.named_vars and "sigma" in m2.named_vars
     assert np.isfinite(m2.compile_logp()(m2.initial_point()))
 
 
 def test_encode_conditioned_medium_and_controls():
-    frame = read_coculture_table(treg.IVANOVA_DATASET).frame
-    c = treg.encode_conditions(frame)
+    frame = read_coculture_table(IVANOVA_DATASET).frame
+    c = tmodel.encode_conditions(frame)
     assert c.cm_studies == ("ivanovatodorova2012",)
     assert c.is_cm.sum() == 24 and c.ratio_cells.max() == 0.0 and c.contact.max() == 0.0
     assert c.monocytes.max() == 0.0  # purified CD4+ T cells
     assert len(c.donors) == 12 and set(c.readouts) == {"cd25_foxp3_of_cd4", "cd25neg_foxp3_of_cd4"}
-    model = treg.build_treg_model(frame, None, "redundant")
+    model = tmodel.build_treg_model(frame, None, "redundant")
     assert "alpha_z" in model.named_vars  # two rows per donor × readout: non-centred
     assert model.named_vars_to_dims["cm_equiv_ratio"] == ("cm_study",)
 
 
 def test_bundled_dataset_keeps_its_source_on_every_row():
-    table = treg.load_ivanova_todorova_2012()
+    table = load_ivanova()
     f = table.frame
     assert len(f) == 48 and f["donor"].nunique() == 12
     assert (f["source"] == "10.1155/2012/295167").all()
@@ -321,14 +341,14 @@ def truth(factorial_table):
 
 @pytest.fixture(scope="module")
 def rule_fits(factorial_table):
-    return treg.fit_rules(factorial_table, mech.RULES, settings=SETTINGS, seed=7, progress=False,
+    return fit_rules(factorial_table, mech.RULES, settings=SETTINGS, seed=7, progress=False,
                           fallback=False, thresholds=SMALL)
 
 
 def test_recovery_of_pathway_contributions(rule_fits, truth):
     fit = rule_fits["redundant"]
     assert int(fit.idata.sample_stats["diverging"].sum()) == 0
-    contrib = treg.pathway_contributions(fit)
+    contrib = tsum.pathway_contributions(fit)
     assert contrib.attrs["reference"]["ratio"] == pytest.approx(truth["reference"]["ratio"])
     for pathway, value in truth["pathway_contributions"].items():
         row = contrib.loc[pathway]
@@ -342,19 +362,19 @@ def test_recovery_of_pathway_contributions(rule_fits, truth):
 
 def test_summaries_of_a_fit(rule_fits):
     fit = rule_fits["redundant"]
-    by_ratio = treg.induction_by_ratio(fit)
+    by_ratio = tsum.induction_by_ratio(fit)
     assert list(by_ratio["ratio"]) == [0.0, 0.01, 0.03, 0.1, 0.3]
     assert (np.diff(by_ratio["logit_shift_mean"]) > 0).all()
     assert by_ratio["fold_change_mean"].iloc[0] == pytest.approx(1.0)
-    effects = treg.blocker_effects(fit)
+    effects = tsum.blocker_effects(fit)
     assert set(effects.index) == set(mech.BLOCKERS) | {"monocyte_depletion", "transwell"}
     assert (effects[["hdi_low", "hdi_high"]].to_numpy() >= -1e-9).all()
     assert effects.loc["monocyte_depletion", "mean"] > effects.loc["anti_il2", "mean"]
 
 
 def test_generating_rule_gets_the_largest_stacking_weight(rule_fits):
-    comparison = treg.compare_rules(rule_fits)
-    probs = treg.rule_probabilities(comparison)
+    comparison = compare.compare_fits(rule_fits)
+    probs = tsum.rule_probabilities(comparison)
     assert probs["stacking_weight"].idxmax() == "redundant"
     assert np.isclose(probs["stacking_weight"].sum(), 1.0)
     assert "weight_bb_pseudo_bma" in probs.columns
@@ -385,9 +405,9 @@ def test_grouped_loo_on_a_real_fit_equals_manual_sum(rule_fits):
 )
 def test_rule_identification_for_other_generators(generator, design):
     table = read_coculture_table(_factorial(rule=generator, seed=12, **design))
-    fits = treg.fit_rules(table, mech.RULES, settings=SETTINGS, seed=8, progress=False, fallback=False,
+    fits = fit_rules(table, mech.RULES, settings=SETTINGS, seed=8, progress=False, fallback=False,
                           thresholds=SMALL)
-    probs = treg.rule_probabilities(treg.compare_rules(fits))
+    probs = tsum.rule_probabilities(compare.compare_fits(fits))
     assert probs["stacking_weight"].idxmax() == generator, probs
 
 
@@ -398,7 +418,7 @@ def test_rule_identification_for_other_generators(generator, design):
 def ivanova_fit():
     # small model: 4 chains × 1000 draws take seconds and make R-hat ≤ 1.01 a stable criterion
     settings = inference.SamplerSettings(draws=1000, tune=1000, chains=4, cores=2)
-    return inference.fit_model("treg", treg.load_ivanova_todorova_2012(), hypothesis="redundant",
+    return inference.fit_model("treg", load_ivanova(), hypothesis="redundant",
                                settings=settings, seed=2012, progress=False, fallback=False)
 
 
@@ -410,13 +430,13 @@ def test_real_dataset_fits_cleanly(ivanova_fit):
 
 
 def test_secretome_effect_and_donor_spread(ivanova_fit):
-    effect = treg.secretome_effect(ivanova_fit).set_index("readout")
+    effect = tsum.secretome_effect(ivanova_fit).set_index("readout")
     cd25 = effect.loc["cd25_foxp3_of_cd4"]
     assert 0.0 < cd25["logit_shift_hdi_low"] < cd25["logit_shift_mean"] < cd25["logit_shift_hdi_high"] < 1.2
     assert 1.1 < cd25["fold_change_mean"] < 2.0
     assert cd25["prob_positive"] > 0.99
     assert 1.0 < cd25["baseline_pct_mean"] < 6.0
-    spread = treg.donor_spread(ivanova_fit).set_index("readout")
+    spread = tsum.donor_spread(ivanova_fit).set_index("readout")
     assert (spread["sigma_alpha_hdi_low"] > 0.05).all()
     assert (spread["donor_p10_pct_mean"] < spread["donor_p90_pct_mean"]).all()
 
@@ -425,7 +445,7 @@ def test_new_donor_log_likelihood_matches_closed_form(ivanova_fit):
     from scipy.stats import multivariate_normal
 
     idata = ivanova_fit.idata
-    ll = treg.donor_log_likelihood(ivanova_fit)
+    ll = tloo.donor_log_likelihood(ivanova_fit)
     post, cd = idata.posterior, idata.constant_data
     y = idata.observed_data["treg"].values
     c, d = 1, 17
@@ -443,11 +463,11 @@ def test_new_donor_log_likelihood_matches_closed_form(ivanova_fit):
 
 def test_fits_on_different_data_are_not_compared(ivanova_fit, rule_fits):
     with pytest.raises(compare.DataMismatchError):
-        treg.compare_rules({"redundant": rule_fits["redundant"], "ivanova": ivanova_fit})
+        compare.compare_fits({"redundant": rule_fits["redundant"], "ivanova": ivanova_fit})
 
 
 def test_real_fit_saves_and_loads(ivanova_fit, tmp_path):
     path = ivanova_fit.save(tmp_path / "ivanova.nc")  # empty `blockers` cells must round-trip
     again = inference.Fit.load(path)
     assert again.hypothesis == "redundant" and again.data_sha256 == ivanova_fit.data_sha256
-    pd.testing.assert_frame_equal(treg.secretome_effect(again), treg.secretome_effect(ivanova_fit))
+    pd.testing.assert_frame_equal(tsum.secretome_effect(again), tsum.secretome_effect(ivanova_fit))

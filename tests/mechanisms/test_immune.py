@@ -15,9 +15,9 @@ import pytest
 from mscbayes.data import read_nk_table
 from mscbayes.data.outcomes import read_invivo_table
 from mscbayes.mechanisms import immune
-from mscbayes.simulate import mechanism_truth
+from mscbayes.families.fate.simulate import mechanism_truth
 
-from .conftest import SMALL_FIT_THRESHOLDS
+from ..conftest import SMALL_FIT_THRESHOLDS
 
 PRIOR_MEDIANS = mechanism_truth()
 
@@ -122,7 +122,7 @@ def test_sharing_narrows_the_in_vivo_nk_death_rate(nk_fit):
     """k_NK in vivo = κ_NK · e_vivo: the killing assay informs κ_NK, so the in vivo NK death rate (and the
     death rate of licensed MSC, through ρ_lic) is narrower than without the assay (its prior, since these
     in vivo quantities have no other data here)."""
-    from mscbayes.hypotheses_model import MECHANISM_PRIORS
+    from mscbayes.families.fate.priors import MECHANISMS as MECHANISM_PRIORS
 
     rng = np.random.default_rng(0)
     prior = np.log(MECHANISM_PRIORS["kappa_nk"].sample(rng, 4000) * MECHANISM_PRIORS["nk_et_vivo"].sample(rng, 4000))

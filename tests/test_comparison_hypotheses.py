@@ -1,4 +1,4 @@
-"""Comparing fitted hypotheses (mscbayes.compare.compare_fits): guards, K-fold fallback, model recovery.
+"""Comparing fitted hypotheses (mscbayes.comparison.compare_fits): guards, K-fold fallback, model recovery.
 
 Guard tests on synthetic InferenceData (no sampling).
 """
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from mscbayes.compare import DataMismatchError, HypothesisComparison, compare_fits
+from mscbayes.comparison import DataMismatchError, HypothesisComparison, compare_fits
 
 
 def _fake(sha, seed=0, n_animals=8):

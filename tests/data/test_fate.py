@@ -13,7 +13,7 @@ import pytest
 from mscbayes.data import DataValidationError, FateTable, Problem, read_fate_table, validate_fate_frame
 from mscbayes.data import fate
 
-CLEAN = Path(__file__).parent / "data" / "fate_clean.csv"
+CLEAN = Path(__file__).resolve().parents[1] / "fixtures" / "fate_clean.csv"
 
 
 def clean_rows() -> tuple[list[str], list[dict]]:

@@ -1,4 +1,4 @@
-"""mscbayes.compare: grouped PSIS-LOO, stacking, Pareto-k table, data guard, verdict.
+"""mscbayes.comparison: grouped PSIS-LOO, stacking, Pareto-k table, data guard, verdict.
 
 Synthetic InferenceData with exact log-likelihoods (no sampling) keep these tests fast; the Treg
 tests compare real fits.
@@ -15,8 +15,8 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from mscbayes import compare
-from mscbayes.compare import DataMismatchError, GroupingError
+from mscbayes import comparison as compare
+from mscbayes.comparison import DataMismatchError, GroupingError
 
 
 def _fake_fit(y, groups, means, sigma, *, sha=None, n_chain=2, n_draw=400, seed=0, extra_var=False,

@@ -5,7 +5,7 @@ import pytest
 
 from mscbayes.data import read_fate_table
 from mscbayes.mechanisms.assays import detection_limit
-from mscbayes.simulate import Arm, Design, DesignError, design_from_dict, load_design, simulate, simulate_mechanisms
+from mscbayes.families.fate.simulate import Arm, Design, DesignError, design_from_dict, load_design, simulate, simulate_mechanisms
 
 DESIGN = Design(study="virtual", species="mouse", arms=(
     Arm(name="live", dose_cells=5e5, viability=0.95, times_h=(0.083, 1.0, 24.0, 72.0), organs=("lung", "liver"),

@@ -8,7 +8,7 @@ from scipy.linalg import expm as scipy_expm
 from mscbayes.mechanisms import kinetics as kin
 from mscbayes.mechanisms import trapping as tr
 from mscbayes.mechanisms.assays import assay_signal
-from mscbayes.priors import DEFAULT_PRIORS
+from mscbayes.families.fate.priors import KINETICS as DEFAULT_PRIORS
 
 SIZE = dict(log_d50_lung=np.log(9.0), slope_lung=0.12, log_d50_systemic=np.log(13.0), slope_systemic=0.3)
 RATES = dict(kd=0.1, krel=0.005, kphi=0.5, kfrag=0.02, kmig=0.05, kdig=0.02)

@@ -47,7 +47,7 @@ from mscbayes.data.validation import normalise_ref, read_csv_text
 
 SCHEMA_PARTS = ("fate", "derived", "coculture", "nk")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ROOT = REPO / "datasets"
 LITERATURE_CANDIDATES = (REPO.parent / "shared" / "science" / "literature",
                          Path("/work/shared/science/literature"))

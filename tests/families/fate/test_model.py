@@ -12,17 +12,18 @@ from mscbayes.data import read_fate_table
 from mscbayes.inference import Fit, FitMismatchError, SamplerSettings, fit_model
 from mscbayes.mechanisms import trapping
 from mscbayes.mechanisms.fate import AnimalDesign, expected_signals
-from mscbayes.model import (
+from mscbayes import families
+from mscbayes.families.contract import ModelDataError
+from mscbayes.families.fate.hierarchy import (
     LARGE_DATA_ANIMALS,
     SAMPLER_DEFAULTS,
     SAMPLER_DEFAULTS_LARGE,
-    ModelDataError,
-    build_model,
     choose_parameterisation,
-    lognormal_obs_logp,
 )
-from mscbayes.priors import DEFAULT_PRIORS
-from mscbayes.simulate import Arm, Design, simulate
+from mscbayes.families.fate.model import build_fate_model as build_model
+from mscbayes.families.fate.observations import lognormal_obs_logp
+from mscbayes.families.fate.priors import KINETICS as DEFAULT_PRIORS
+from mscbayes.families.fate.simulate import Arm, Design, simulate
 
 TRUTH = {"kd": 0.1, "krel": 0.01, "sd_animal_kd": 0.1, "sd_animal_extraction": 0.2, "sd_animal_recovery": 0.1,
          "sigma_cr51": 0.2, "sigma_bli": 0.4}
@@ -124,7 +125,7 @@ def test_observation_term_matches_scipy():
 
 
 def test_prior_predictive_reproduces_published_facts():
-    """mechanisms.md §7.3 (2), from 2000 prior draws through the numpy twin (IV bolus, mouse, 20 µm MSC)."""
+    """docs/science.md §7.3 (2), from 2000 prior draws through the numpy twin (IV bolus, mouse, 20 µm MSC)."""
     rng = np.random.default_rng(0)
     n = 2000
     draw = {k: p.sample(rng, size=n) for k, p in DEFAULT_PRIORS.items()}
@@ -194,7 +195,7 @@ def test_lung_curve_coordinates_refuse_an_unknown_form(table_label_only):
 
 
 def _truth_derived(truth):
-    from mscbayes.simulate import truth_parameters
+    from mscbayes.families.fate.simulate import truth_parameters
 
     return truth_parameters(params=truth)
 
@@ -272,16 +273,16 @@ def test_save_load_round_trip_and_refusal(fit_label_only, tmp_path):
 
     ds = xr.open_dataset(path, engine="h5netcdf")
     ds.close()
-    from mscbayes import registry
+    import dataclasses
 
-    kind = registry.get("fate")
+    fate = families.get("fate")
     try:
-        registry.register(registry.ModelKind("fate", lambda f, p, h: build_model(f[f.assay == "cr51"].iloc[:-1], p, h),
-                                             kind.read_table), replace=True)
+        families.register(dataclasses.replace(fate, build=lambda f, p, h: build_model(f[f.assay == "cr51"].iloc[:-1],
+                                                                                       p, h)), replace=True)
         with pytest.raises(FitMismatchError):
             Fit.load(path)
     finally:
-        registry.register(kind, replace=True)
+        families.register(fate, replace=True)
 
 
 @pytest.mark.slow
@@ -324,7 +325,7 @@ def _laplace_sd_log_rates(frame, truth):
 
 
 def test_flow_readouts_identify_engulfment_that_label_assays_cannot():
-    """Cr-51 and DNA qPCR see free dead cells and engulfed material together (mechanisms.md §3.3), so the
+    """Cr-51 and DNA qPCR see free dead cells and engulfed material together (docs/science.md §3.3), so the
     engulfment rate trades off against digestion and migration; lung flow cytometry of dead labelled cells and of
     label inside phagocytes separates them. Same number of animals in both designs."""
     truth_params = {"kd": 0.07, "sd_animal_kd": 1e-9, "sd_animal_extraction": 1e-9, "sd_animal_recovery": 1e-9}
@@ -360,3 +361,25 @@ def test_study_death_rate_centred_but_extraction_shift_non_centred():
     free = {rv.name for rv in model.free_RVs}
     assert {"log_kd_study", "z_extraction_study"} <= free
     assert "extraction_shift_study" in {d.name for d in model.deterministics}
+
+
+def test_assay_noise_priors_are_read_from_the_prior_table(table_with_live):
+    """An override of sigma_<assay> changes the prior the model samples, not only the prior table a report prints
+    (the model used to build the noise priors from the assay definitions directly)."""
+    import pymc as pm
+
+    fate = families.get("fate")
+    base = fate.build_model(table_with_live.frame)
+    tight = fate.build_model(table_with_live.frame, {"sigma_cr51": {"sigma": 0.02}})
+    assays = list(base.coords["assay"])
+
+    def prior_sd(model, assay):
+        return pm.draw(model["sigma"], draws=4000, random_seed=1)[:, assays.index(assay)].std()
+
+    assert prior_sd(tight, "cr51") < 0.1 * prior_sd(base, "cr51")
+    assert prior_sd(tight, "bli") == pytest.approx(prior_sd(base, "bli"), rel=0.1)
+    # another distribution family is honoured too: one variable per assay, stacked into sigma
+    other = fate.build_model(table_with_live.frame, {"sigma_bli": {"dist": "lognormal", "median": 0.3, "sigma": 0.1}})
+    assert "sigma_bli" in {rv.name for rv in other.free_RVs}
+    draws = pm.draw(other["sigma"], draws=4000, random_seed=2)[:, assays.index("bli")]
+    assert np.median(draws) == pytest.approx(0.3, rel=0.05)

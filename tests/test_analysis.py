@@ -1,4 +1,4 @@
-"""The one-command analysis (`mscbayes.run`): analyses/tiny.toml end to end, the fit cache, the
+"""The one-command analysis (`mscbayes.analysis`): analyses/tiny.toml end to end, the fit cache, the
 comparison step and the analysis-file checks.
 
 `tiny_run()` runs analyses/tiny.toml once per test session (one real nutpie fit of the fate
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from mscbayes import run as run_mod
+from mscbayes import analysis as run_mod
 from mscbayes.inference import SamplerSettings
-from mscbayes.model import SAMPLER_DEFAULTS
-from mscbayes.run import AnalysisError, RunResult, cache_key, load_analysis, run_analysis, run_cli
+from mscbayes.families.fate.hierarchy import SAMPLER_DEFAULTS
+from mscbayes.analysis import AnalysisError, RunResult, cache_key, load_analysis, run_analysis, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "analyses" / "tiny.toml"
@@ -45,13 +45,13 @@ def tiny_fit():
 @pytest.fixture
 def no_figures(monkeypatch):
     """Re-runs in these tests check the run's plumbing; their reports skip the figures (faster)."""
-    from mscbayes.report import build_report
+    from mscbayes.reporting import build_report
 
     monkeypatch.setattr(run_mod, "build_report", functools.partial(build_report, figures=False))
 
 
 class FitCounter:
-    """Stands in for `fit_model` in `mscbayes.run`: counts calls and returns a copy of `base`
+    """Stands in for `fit_model` in `mscbayes.analysis`: counts calls and returns a copy of `base`
     relabelled with the requested hypothesis (plumbing tests; no sampling)."""
 
     def __init__(self, base=None):
@@ -99,7 +99,8 @@ def test_tiny_analysis_end_to_end():
 
     # progress messages name every step
     text = "\n".join(MESSAGES)
-    for phrase in ("data tiny_virtual", "fitting the fate model", "sampled in", "building the report", "done in"):
+    for phrase in ("data tiny_virtual", "fitting the fate kinetics model", "sampled in", "building the report",
+                   "done in"):
         assert phrase in text, phrase
 
     html = result.report_html.read_text()
@@ -134,7 +135,7 @@ def test_a_changed_cache_key_refits(monkeypatch, tmp_path, no_figures):
     counter = FitCounter(base=tiny_fit())
     monkeypatch.setattr(run_mod, "fit_model", counter)
     result = run_analysis(TINY, out, progress=False)
-    assert len(counter.calls) == 1 and counter.calls[0]["hypothesis"] == "kinetics"
+    assert len(counter.calls) == 1 and counter.calls[0]["hypothesis"] is None   # kinetics: the fate model's default
     assert result.fitted == ["tiny_virtual · kinetics"] and result.reused == []
     new = json.loads((out / "manifest.json").read_text())
     assert new["fits"]["tiny_virtual · kinetics"]["cache_key"] == first.fits["tiny_virtual · kinetics"].idata.attrs[
@@ -152,27 +153,21 @@ def test_cache_key_changes_with_everything_that_changes_the_draws():
         assert cache_key(**{**base, **change}) != k0, change
 
 
-@pytest.mark.parametrize("api", ["compare_fits", "compare_models"])
-def test_two_hypotheses_on_the_same_data_are_compared(monkeypatch, tmp_path, no_figures, api):
-    from mscbayes import compare
-
-    if api == "compare_models":  # an installation whose compare module has only compare_models
-        monkeypatch.delattr(compare, "compare_fits", raising=False)
-    elif not hasattr(compare, "compare_fits"):
-        pytest.skip("this version of mscbayes.compare has no compare_fits")
+def test_two_hypotheses_on_the_same_data_are_compared(monkeypatch, tmp_path, no_figures):
     first = tiny_run()
     toml = tmp_path / "two.toml"
-    text = TINY.read_text().replace('hypotheses = ["kinetics"]', 'hypotheses = ["H_a", "H_b"]')
+    text = TINY.read_text().replace('model = "fate"\nhypotheses = ["kinetics"]',
+                                    'model = "mechanisms"\nhypotheses = ["H1", "H2"]')
     assert text != TINY.read_text()
     toml.write_text(text)
     counter = FitCounter(base=tiny_fit())
     monkeypatch.setattr(run_mod, "fit_model", counter)
     result = run_analysis(toml, tmp_path / "out", progress=False)
-    assert [c["hypothesis"] for c in counter.calls] == ["H_a", "H_b"]
+    assert [c["hypothesis"] for c in counter.calls] == ["H1", "H2"]
     assert len({c["data_sha256"] for c in counter.calls}) == 1
     assert list(result.comparisons) == ["tiny_virtual: fate hypotheses"]
     view = result.comparisons["tiny_virtual: fate hypotheses"]
-    assert set(view.table.index) == {"H_a", "H_b"}
+    assert set(view.table.index) == {"H1", "H2"}
     assert view.group == "animal"
     assert abs(float(view.table["weight"].sum()) - 1.0) < 1e-6
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
@@ -193,7 +188,7 @@ def test_bundled_analyses_are_valid():
     tiny = load_analysis(TINY)
     assert [f.name for f in tiny.fits] == ["tiny_virtual · kinetics"]
     default = load_analysis(DEFAULT)
-    assert default.fits and all(d.source in ("simulate", "design", "csv", "bundled", "coculture")
+    assert default.fits and all(d.source in ("simulate", "design", "csv", "bundled", "collect")
                                 for d in default.datasets.values())
 
 
@@ -242,3 +237,64 @@ def test_sensitivity_refits_are_declared_per_fit(tmp_path):
     wide = run_mod._resolved_priors("fate", spec.priors, dict(spec.sensitivity)["wide kd"])
     assert wide["kd"]["params"]["sigma"] == 1.4 and wide["kd"]["params"]["median"] == 0.07
     assert run_mod._resolved_priors("fate", spec.priors)["kd"]["params"]["sigma"] == 0.7
+
+
+# ----------------------------------------------------------------------------------------- every model family
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, model, hypotheses, generated", [
+    ("tiny_mechanisms.toml", "mechanisms", ["H1", "H2"], "H2"),
+    ("tiny_treg.toml", "treg", ["redundant", "monocyte_sequential"], "rule redundant"),
+    ("tiny_evidence.toml", "evidence", [None], None),
+])
+def test_run_fits_every_model_family(name, model, hypotheses, generated, tmp_path):
+    """`mscbayes run` reads each data set with the model that fits it: a table the mechanism simulator wrote
+    (fate and outcome parts) used to be re-read as a plain fate table and refused; Treg and evidence analyses
+    had no route through `run` at all."""
+    result = run_analysis(ROOT / "analyses" / name, tmp_path / "out", progress=False)
+    assert [f.kind for f in result.fits.values()] == [model] * len(hypotheses)
+    assert [f.hypothesis for f in result.fits.values()] == hypotheses
+    assert all(len(f.idata.posterior.draw) == 200 for f in result.fits.values())
+    html = result.report_html.read_text()
+    if len(hypotheses) > 1:
+        (view,) = result.comparisons.values()
+        assert set(view.table.index) == set(hypotheses)
+        assert abs(float(view.table["weight"].sum()) - 1.0) < 1e-6
+        assert view.group == {"mechanisms": "animal", "treg": "donor"}[model]
+    if generated:
+        assert f"**simulated under**: {generated}" in result.report_md.read_text()
+    if model == "treg":
+        assert "Pathway contributions" in html          # the family's own results reach the report
+    if model == "evidence":
+        assert "lung_live_half_life_h_species" in result.fits["published · evidence"].idata.posterior
+
+
+def test_the_analysis_file_documentation_example_is_valid(tmp_path):
+    import re
+
+    text = (ROOT / "docs" / "analysis_files.md").read_text(encoding="utf-8")
+    example = re.search(r"<!-- example: analysis -->\s*```toml\n(.*?)```", text, re.S).group(1)
+    path = tmp_path / "example.toml"
+    path.write_text(example, encoding="utf-8")
+    analysis = load_analysis(path)
+    assert [f.name for f in analysis.fits] == ["virtual · H1", "virtual · H2"]
+    assert analysis.datasets["virtual"].generate == "H2"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "analyses").glob("*.toml")
+                                        if "datasets" in p.read_text(encoding="utf-8")))
+def test_every_bundled_analysis_file_is_valid(name):
+    analysis = load_analysis(ROOT / "analyses" / name)
+    assert analysis.fits
+
+
+def test_unknown_models_hypotheses_and_priors_are_found_before_any_work(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY.read_text().replace('hypotheses = ["kinetics"]', 'hypotheses = ["H7"]')
+                   + '\n[priors.kdd]\nmedian = 0.1\n')
+    with pytest.raises(AnalysisError) as err:
+        load_analysis(bad)
+    msg = str(err.value)
+    assert "has no hypothesis 'H7'" in msg and "unknown prior 'kdd'" in msg and "did you mean 'kd'" in msg
+    assert not (tmp_path / "out").exists()
