@@ -319,10 +319,13 @@ def load_analysis(path: str | Path) -> Analysis:
                        if (d := checked(_DatasetTable, raw_d, ("datasets", i))) is not None]
     parsed_fits = [f for i, raw_f in enumerate(_as_list(doc.get("fits"), "fits", src, problems))
                    if (f := checked(_FitTable, raw_f, ("fits", i))) is not None]
+    def table(key: str) -> dict:  # a table of the file, checked further below even when another part is bad
+        value = doc.get(key) or {}
+        return dict(value) if isinstance(value, dict) else {}
+
     parsed = _AnalysisFile.model_construct(
-        analysis=shell.analysis if shell else _AnalysisTable(), sampler=dict(doc.get("sampler") or {}) if shell else {},
-        diagnostics=dict(doc.get("diagnostics") or {}) if shell else {},
-        priors=dict(doc.get("priors") or {}) if shell else {}, datasets=parsed_datasets, fits=parsed_fits)
+        analysis=shell.analysis if shell else _AnalysisTable(), sampler=table("sampler"),
+        diagnostics=table("diagnostics"), priors=table("priors"), datasets=parsed_datasets, fits=parsed_fits)
     base = path.parent
     meta = parsed.analysis
 

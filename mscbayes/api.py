@@ -24,7 +24,7 @@ from .data.registry import list_datasets, load_dataset
 from .inference import Fit, SamplerSettings, fit_model
 from .predictive import PRIOR_DRAWS, add_predictive
 from .provenance import ensure_writable
-from .reporting.build import Report, build_report, load_results
+from .reporting.build import Report, as_items, build_report, load_results
 from .analysis import RunResult, run_analysis
 
 __all__ = ["read_table", "load_dataset", "list_datasets", "simulate", "build_model", "fit", "load_fit", "compare",
@@ -124,7 +124,7 @@ def report(fits, *, comparisons: Any = None, out: str | os.PathLike | None = Non
     it unless `markdown` is False)."""
     say = progress or (lambda msg: None)
     named, comps, truths, sensitivity = _collect(fits)
-    comps = comps + [c for _, c in _items(comparisons)]
+    comps = comps + [c for _, c in as_items(comparisons)]
     if not named:
         raise ValueError("a report needs at least one fit")
     out_path = Path(out) if out is not None else None
@@ -145,16 +145,6 @@ def report(fits, *, comparisons: Any = None, out: str | os.PathLike | None = Non
     return result
 
 
-def _items(obj) -> list:
-    if obj is None:
-        return []
-    if isinstance(obj, Mapping):
-        return list(obj.items())
-    if isinstance(obj, (list, tuple)):
-        return [(None, o) for o in obj]
-    return [(None, obj)]
-
-
 def _collect(inputs) -> tuple[dict, list, dict, dict]:
     """Fits by name (from Fit objects and loaded files), comparison views, truths, sensitivity refits."""
     named: dict[str, Any] = {}
@@ -162,7 +152,7 @@ def _collect(inputs) -> tuple[dict, list, dict, dict]:
     truths: dict = {}
     sensitivity: dict = {}
     paths = []
-    for key, obj in _items(inputs):
+    for key, obj in as_items(inputs):
         if isinstance(obj, (str, os.PathLike)):
             paths.append(obj)
         else:

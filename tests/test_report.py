@@ -328,10 +328,11 @@ def test_plot_functions_draw_into_the_callers_axes():
     fig = Figure()
     ax = fig.subplots()
     got_fig, got_axes = figures.plot_pathways(contributions=contributions, ax=ax)
-    assert got_fig is fig and got_axes[0, 0] is ax and ax.has_data()
+    assert got_fig is fig and np.atleast_1d(got_axes).ravel()[0] is ax and ax.has_data()
     pair = Figure().subplots(1, 2)
     got_fig, got_axes = figures.plot_loo_pit(pit=np.linspace(0.01, 0.99, 30), ax=pair)
     assert got_fig is pair[0].figure and all(a.has_data() for a in pair)
+    assert list(np.atleast_1d(got_axes).ravel()) == list(pair)
     with pytest.raises(ValueError, match="1 × 1 panels; ax has 2"):
         figures.plot_pathways(contributions=contributions, ax=pair)
 

@@ -10,7 +10,7 @@ scalars (`Sym`, which print as Stan expressions):
   - the first-pass allocation (`trapping.allocation` for the route) and the initial state
     (`kinetics.initial_state`);
   - the assay read-outs (`assays.assay_signal`, with `assays.states_needed`);
-  - the priors (`mscbayes.priors.DEFAULT_PRIORS`) and the parameterisation the PyMC model chose
+  - the priors (the fate family's prior table, `mscbayes.families.fate.priors.KINETICS`) and the parameterisation the PyMC model chose
     (`model.mscbayes_parameterisation`).
 
 The convolution `conv` is a Stan function written to follow `mechanisms/convolution.py` step by step

@@ -133,36 +133,3 @@ def in_vitro_k(kappa, activated, licensed, autologous, assay_hours, params: dict
     act = activated + (1.0 - activated) * params["resting_activity"]
     return (kappa * act * (1.0 - params["rho_lic"] * licensed)
             * (1.0 + (params["autologous_factor"] - 1.0) * autologous) * assay_hours)
-
-
-# ------------------------------------------------------------------------------------------ priors
-
-# (name, dist, params, unit, meaning, source) — merged into the prior table by mscbayes.hypotheses_model
-IMMUNE_PRIORS = (
-    ("kd0", "lognormal", {"median": 0.035, "sigma": 0.8}, "1/h",
-     "baseline (NK-independent) death of trapped live MSC",
-     "half of the total kd prior median 0.07 h⁻¹ (Lee 2009; Eggenhofer 2012), the other half NK [D]"),
-    ("kappa_nk", "lognormal", {"median": 0.02, "sigma": 1.0}, "1/h per E:T",
-     "lysis hazard of activated NK per hour per unit effector:target ratio",
-     "IL-2-activated NK lyse MSC efficiently (Spaggiari 2006 Blood 107:1484): ~40–60 % in 4 h at E:T 10 [M] → 0.02 [D]"),
-    ("nk_et_vivo", "lognormal", {"median": 1.0, "sigma": 0.5}, "E:T",
-     "effective activated-NK:MSC ratio in the lung bed (density × activation conversion)",
-     "docs/science.md §3.2 (k_NK = κ·NK density); chosen so k_NK ≈ 0.02–0.04 h⁻¹ [D]"),
-    ("resting_activity", "lognormal", {"median": 0.15, "sigma": 0.7}, "ratio",
-     "lytic activity of resting relative to activated NK", "Spaggiari 2006: freshly isolated NK lyse MSC poorly [V]"),
-    ("rho_lic", "beta", {"alpha": 4.0, "beta": 2.0}, "fraction",
-     "protection of IFN-γ-licensed MSC from NK lysis (HLA class I up)", "Spaggiari 2006 [V]"),
-    ("autologous_factor", "lognormal", {"median": 1.0, "sigma": 0.3}, "ratio",
-     "NK lysis of autologous relative to allogeneic MSC", "Spaggiari 2006: autologous and allogeneic MSC both lysed [V]"),
-    ("lysis_plateau", "beta", {"alpha": 8.0, "beta": 2.0}, "fraction", "lysable fraction A of the E:T curve",
-     "Bol 1986 J Immunol Methods 90 (single-hit model) [V]; value [D]"),
-    ("sd_donor_nk", "halfnormal", {"sigma": 0.5}, "ln", "between-donor SD of ln κ (NK donors)",
-     "J Clin Lab Anal 1990 4:274: do not pool lytic units across donors [V]; value [D]"),
-    ("sigma_nk", "halfnormal", {"sigma": 0.5}, "logit", "residual SD of logit %lysis", "[D]"),
-    ("eta_nk", "beta", {"alpha": 18.0, "beta": 2.0}, "fraction", "NK depletion efficiency of anti-asialo-GM1",
-     "Yoshino 2000 Bone Marrow Transplant 26:1211 [V]; value [D]"),
-    ("eta_clod", "beta", {"alpha": 18.0, "beta": 2.0}, "fraction", "phagocyte depletion efficiency of clodronate liposomes",
-     "Jordan 2003 Blood 101:594; J Appl Physiol 74:2812 (>70 % alveolar) [V]; value [D]"),
-    ("apoptosis_factor", "lognormal", {"median": 0.2, "sigma": 0.5}, "ratio",
-     "death hazard of apoptosis-resistant relative to normal MSC", "Pang 2021 Nat Commun 12:6495 [V]; value [D]"),
-)

@@ -868,12 +868,12 @@ def _generating_hypothesis(fit: Any) -> str | None:
         return None
     import re
 
-    for text in dict.fromkeys(f["source"].astype(str)):
+    for text in (str(x) for x in f["source"].dropna().unique()):
         m = re.search(r"simulated by mscbayes \S+ under (\S+)", text)
         if m:
             return m.group(1)
-    notes = f["notes"].astype(str) if "notes" in f else []
-    for text in dict.fromkeys(notes):
+    notes = f["notes"].dropna().unique() if "notes" in f else []
+    for text in (str(x) for x in notes):
         m = re.search(r"\(rule (\w+)", text)
         if m:
             return f"rule {m.group(1)}"
@@ -1055,7 +1055,8 @@ def _as_named(fits: Any) -> dict[str, Any]:
     return out
 
 
-def _as_list(obj: Any) -> list:
+def as_items(obj: Any) -> list:
+    """[(name or None, item)] from one item, a list of items or a mapping name → item."""
     if obj is None:
         return []
     if isinstance(obj, Mapping):
@@ -1126,7 +1127,7 @@ def _build_report(fits, *, comparisons, title, truths, sensitivity, analysis, pr
 
     # comparisons
     comp_views: list[ComparisonView] = []
-    for i, (key, comp) in enumerate(_as_list(comparisons)):
+    for i, (key, comp) in enumerate(as_items(comparisons)):
         view = ComparisonView.from_comparison(comp, name=str(key) if key is not None else
                                               getattr(comp, "name", None) or f"comparison {i + 1}")
         comp_views.append(view)
