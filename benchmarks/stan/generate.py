@@ -473,7 +473,7 @@ if __name__ == "__main__":  # write the program for the benchmark dataset next t
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from sampler_benchmark import benchmark_frame  # noqa: E402
 
-    from mscbayes.model import build_model  # noqa: E402
+    from mscbayes.families.fate.model import build_fate_model as build_model  # noqa: E402
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=int, default=1)

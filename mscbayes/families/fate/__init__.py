@@ -38,7 +38,8 @@ def _build_mechanisms(frame, priors_, hypothesis):
 
 
 def _check_mechanism_data(frame: pd.DataFrame, hypothesis: str | None) -> None:
-    if "outcome" not in split_parts(frame):
+    """A therapeutic hypothesis (H1–H4, H_mix) needs outcome rows; H0 also fits fate or NK rows alone."""
+    if hypothesis != "H0" and "outcome" not in split_parts(frame):
         raise ModelDataError(
             f"hypothesis {hypothesis} needs outcome rows (Treg %, IL-10⁺ macrophage %, cytokines or a disease "
             "score): H0–H4 differ only in the outcomes they predict, so on fate rows alone every hypothesis fits "
