@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from mscbayes import families
 from mscbayes.comparison import compare_fits
@@ -68,6 +68,7 @@ from mscbayes.predictive import add_predictive
 from mscbayes.priors import PriorError, override, priors_to_dict
 from mscbayes.provenance import atomic_write, canonical_json, sha256_text
 from mscbayes.reporting.build import ComparisonView, Report, build_report
+from mscbayes.schemas import Strict, problems_of
 
 __all__ = [
     "AnalysisError",
@@ -92,11 +93,7 @@ class AnalysisError(ValueError):
 # =========================================================================== the analysis file (its schema)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-
-class _AnalysisTable(_Strict):
+class _AnalysisTable(Strict):
     title: str | None = None
     description: str = ""
     seed: int = Field(0, ge=0)
@@ -105,7 +102,7 @@ class _AnalysisTable(_Strict):
     kfold: bool | Literal["auto"] = "auto"
 
 
-class _DatasetTable(_Strict):
+class _DatasetTable(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     csv: str | None = None
     kind: str | None = None
@@ -121,12 +118,12 @@ class _DatasetTable(_Strict):
     description: str = ""
 
 
-class _Sensitivity(_Strict):
+class _Sensitivity(Strict):
     label: str
     priors: dict
 
 
-class _FitTable(_Strict):
+class _FitTable(Strict):
     dataset: str
     model: str | None = None
     hypotheses: list[str] = Field(default_factory=lambda: [""], min_length=1)
@@ -138,7 +135,7 @@ class _FitTable(_Strict):
     sensitivity: list[_Sensitivity] = Field(default_factory=list)
 
 
-class _AnalysisFile(_Strict):
+class _AnalysisFile(Strict):
     analysis: _AnalysisTable = Field(default_factory=_AnalysisTable)
     sampler: dict = Field(default_factory=dict)
     diagnostics: dict = Field(default_factory=dict)
@@ -149,24 +146,6 @@ class _AnalysisFile(_Strict):
 
 _TABLE_NAMES = {"analysis": "[analysis]", "sampler": "[sampler]", "diagnostics": "[diagnostics]",
                 "priors": "[priors]", "datasets": "[[datasets]]", "fits": "[[fits]]", "sensitivity": "sensitivity"}
-
-
-def _model_at(loc: tuple) -> type[BaseModel]:
-    model: type[BaseModel] = _AnalysisFile
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        annotation = model.model_fields.get(part)
-        if annotation is None:
-            break
-        inner = annotation.annotation
-        for candidate in (_AnalysisTable, _DatasetTable, _FitTable, _Sensitivity):
-            if candidate is inner or candidate in getattr(inner, "__args__", ()):
-                model = candidate
-                break
-        else:
-            break
-    return model
 
 
 def _where(loc: tuple, doc: Mapping) -> str:
@@ -194,33 +173,8 @@ def _as_list(value: Any, table: str, src: str, problems: list[str]) -> list:
     return value
 
 
-def _pydantic_problems(err: ValidationError, doc: Mapping, src: str, prefix: tuple = ()) -> list[str]:
-    out = []
-    for e in err.errors():
-        loc = prefix + tuple(e["loc"])
-        if e["type"] == "extra_forbidden":
-            key = str(loc[-1])
-            fields = list(_model_at(loc[:-1]).model_fields)
-            hint = difflib.get_close_matches(key, fields, n=1)
-            parent = _where(loc[:-1], doc) or "the file"
-            out.append(f"{src}: {parent}: unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                       + f"; known: {', '.join(fields)}")
-            continue
-        where = _where(loc, doc)
-        value = e.get("input")
-        field_name = str(loc[-1]) if loc else ""
-        if e["type"] in ("greater_than_equal", "int_type", "int_parsing") and field_name in ("seed", "prior_draws"):
-            out.append(f"{src}: {where} must be an integer >= 0, got {value!r}")
-        elif e["type"] == "missing":
-            out.append(f"{src}: {where} is missing")
-        elif e["type"] == "too_short":
-            table = _TABLE_NAMES.get(field_name, field_name)
-            out.append(f"{src}: no {table} given; an analysis needs at least one")
-        elif e["type"] == "string_pattern_mismatch":
-            out.append(f"{src}: {where} must be letters, digits, '_', '-' or '.', got {value!r}")
-        else:
-            out.append(f"{src}: {where}: {e['msg']}, got {value!r}")
-    return out
+_MESSAGES = {"seed": "must be an integer >= 0", "prior_draws": "must be an integer >= 0",
+             "name": "must be letters, digits, '_', '-' or '.'"}
 
 
 # =========================================================================== the analysis (checked)
@@ -309,7 +263,8 @@ def load_analysis(path: str | Path) -> Analysis:
         try:
             return model.model_validate(value)
         except ValidationError as err:
-            problems.extend(_pydantic_problems(err, doc, src, loc))
+            problems.extend(problems_of(err, model, lambda at: f"{src}: " + (_where(loc + at, doc) or "the file"),
+                                        _MESSAGES))
             return None
 
     # every part is checked on its own, so one bad part does not hide the problems of the others

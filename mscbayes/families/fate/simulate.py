@@ -26,11 +26,14 @@ from __future__ import annotations
 
 import difflib
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, ValidationError
 
 from mscbayes import __version__
 from mscbayes.mechanisms import assays as assay_mod
@@ -38,6 +41,7 @@ from mscbayes.mechanisms import hypotheses as hyp_mod
 from mscbayes.mechanisms import immune, trapping
 from mscbayes.mechanisms.fate import AnimalDesign, expected_signals
 from mscbayes.priors import Prior
+from mscbayes.schemas import Strict, problems_of
 
 from .mechanism_model import DRIVER_SCALE_PRIORS
 from .priors import KINETICS, MECHANISMS
@@ -96,9 +100,55 @@ class Design:
         return asdict(self)
 
 
-_ARM_FIELDS = {f for f in Arm.__dataclass_fields__}
-_DESIGN_FIELDS = {f for f in Design.__dataclass_fields__} - {"arms"}
 _NO_CELLS = ("microspheres", "conditioned_medium", "vehicle")
+_HOURS = Annotated[float, Field(ge=0)]
+
+
+class _ArmTable(Strict):
+    """One [[arms]] table of a design file (`Arm`)."""
+
+    name: str
+    route: str = "intravenous"
+    route_organ: str = ""
+    dose_cells: float = 1e6
+    viability: float | None = Field(None, ge=0, le=1)
+    cell_source: str = "MSC"
+    passage: int | None = Field(None, ge=0)
+    diameter_mean_um: float = Field(trapping.DEFAULT_DIAMETER_MEAN_UM, gt=0)
+    diameter_sd_um: float = Field(trapping.DEFAULT_DIAMETER_SD_UM, ge=0)
+    ifng_licensed: bool = False
+    times_h: list[_HOURS] = list(Arm.times_h)
+    organs: list[str] = list(Arm.organs)
+    assays: list[str] = list(Arm.assays)
+    animals_per_time: int = Field(3, ge=1)
+    treatment: str = "live"
+    depletion: str = "none"
+    outcome_times_h: list[_HOURS] = []
+    readouts: list[str] = []
+    cytokines: list[str] = list(Arm.cytokines)
+    outcome_animals_per_time: int = Field(3, ge=1)
+
+
+class _DesignTable(Strict):
+    """A design file (`Design`); an analysis file's own tables may sit beside it and are ignored."""
+
+    study: str
+    species: str = "mouse"
+    measure: str = "fraction_of_dose"
+    arms: list[dict] = Field(min_length=1)
+    target_flow_fraction: float = Field(trapping.DEFAULT_TARGET_FLOW_FRACTION, gt=0, lt=1)
+    detection_limits: dict[str, float] = {}
+    hypothesis: str = ""
+    truth: dict = {}
+    priors: dict | None = None
+    sampler: dict | None = None
+    analysis: dict | None = None
+
+
+_MESSAGES = {"viability": "is a fraction in [0, 1]", "animals_per_time": "must be an integer ≥ 1",
+             "outcome_animals_per_time": "must be an integer ≥ 1", "passage": "must be a whole number ≥ 0",
+             "study": "must be a name for the virtual study", "arms": "needs at least one [[arms]] table",
+             "times_h": "must be hours ≥ 0", "outcome_times_h": "must be hours ≥ 0"}
 
 
 def _check_choice(where, key, value, allowed, problems):
@@ -109,81 +159,75 @@ def _check_choice(where, key, value, allowed, problems):
 
 
 def design_from_dict(doc: dict, source: str = "<design>") -> Design:
-    """Build and check a Design from a parsed TOML document; every problem is reported at once."""
-    problems = []
-    unknown = set(doc) - _DESIGN_FIELDS - {"arms", "priors", "sampler", "analysis"}
-    for k in sorted(unknown):
-        hint = difflib.get_close_matches(k, sorted(_DESIGN_FIELDS | {"arms"}), n=1)
-        problems.append(f"{source}: unknown key {k!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
-    if "study" not in doc:
-        problems.append(f"{source}: missing 'study' (a name for the virtual study)")
-    species = doc.get("species", "mouse")
-    measure = doc.get("measure", "fraction_of_dose")
-    _check_choice(source, "measure", measure, MEASURES, problems)
+    """Build and check a Design from a parsed TOML document (pydantic for the keys and types, the vocabularies
+    with a "did you mean"); every problem is reported at once (`DesignError`)."""
+    problems: list[str] = []
+
+    def where(loc: tuple) -> str:
+        return f"{source}: " + " ".join(str(p) for p in loc) if loc else source
+
+    top = None
+    try:
+        top = _DesignTable.model_validate(doc)
+    except ValidationError as err:
+        problems += problems_of(err, _DesignTable, where, _MESSAGES)
+    if top is None and not isinstance(doc.get("arms"), list):
+        raise DesignError("\n".join(problems))
     arms = []
-    raw_arms = doc.get("arms", [])
-    if not raw_arms:
-        problems.append(f"{source}: no [[arms]] given; a design needs at least one arm")
-    for i, raw in enumerate(raw_arms, start=1):
-        where = f"{source}: arm {i} ({raw.get('name', '?')})"
-        for k in sorted(set(raw) - _ARM_FIELDS):
-            hint = difflib.get_close_matches(k, sorted(_ARM_FIELDS), n=1)
-            problems.append(f"{where}: unknown key {k!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
-        kw = {k: v for k, v in raw.items() if k in _ARM_FIELDS}
-        if "name" not in kw:
-            problems.append(f"{where}: missing 'name'")
+    for i, raw in enumerate(doc.get("arms", []), start=1):
+        at = f"{source}: arm {i} ({raw.get('name', '?') if isinstance(raw, Mapping) else '?'})"
+        valid = True
+        try:
+            table = _ArmTable.model_validate(raw)
+        except ValidationError as err:
+            problems += problems_of(err, _ArmTable, lambda loc, at=at: at + (" " + " ".join(map(str, loc))
+                                                                               if loc else ""), _MESSAGES)
+            if not isinstance(raw, Mapping):
+                continue
+            # its words are still checked, so that one pass lists every problem of the file
+            valid = False
+            table = _ArmTable.model_construct(**{k: v for k, v in raw.items() if k in _ArmTable.model_fields})
+        given = table.model_fields_set
+        readouts = tuple(table.readouts)
+        times_h = () if "times_h" not in given and readouts else tuple(table.times_h)
+        assays = () if not times_h and "assays" not in given else tuple(table.assays)
+        _check_choice(at, "treatment", table.treatment, tuple(immune.TREATMENTS), problems)
+        _check_choice(at, "depletion", table.depletion, tuple(immune.DEPLETIONS), problems)
+        for r in readouts:
+            _check_choice(at, "readout", r, OUTCOME_READOUTS, problems)
+        _check_choice(at, "route", table.route, trapping.ROUTES, problems)
+        for o in table.organs:
+            _check_choice(at, "organ", o, trapping.ORGANS + ("whole_body",), problems)
+        for a in assays:
+            _check_choice(at, "assay", a, assay_mod.ASSAYS, problems)
+        if table.route in ("intra_arterial", "local") and not table.route_organ:
+            problems.append(f"{at}: route {table.route} needs route_organ")
+        if not valid:
             continue
-        for k in ("times_h", "organs", "assays", "outcome_times_h", "readouts", "cytokines"):
-            if k in kw:
-                kw[k] = tuple(kw[k])
-        if "times_h" not in kw and kw.get("readouts"):
-            kw["times_h"] = ()
-        if not kw.get("times_h") and "assays" not in kw:
-            kw["assays"] = ()
-        arm = Arm(**kw)
-        _check_choice(where, "treatment", arm.treatment, tuple(immune.TREATMENTS), problems)
-        _check_choice(where, "depletion", arm.depletion, tuple(immune.DEPLETIONS), problems)
-        for r in arm.readouts:
-            _check_choice(where, "readout", r, OUTCOME_READOUTS, problems)
-        if arm.readouts and not arm.outcome_times_h:
-            problems.append(f"{where}: readouts need outcome_times_h (hours)")
-        if arm.treatment in _NO_CELLS and arm.assays and arm.times_h:
-            problems.append(f"{where}: a {arm.treatment} arm has no cells to track; drop its assays/times_h")
-        if any((not isinstance(t, (int, float))) or t < 0 for t in arm.outcome_times_h):
-            problems.append(f"{where}: outcome_times_h must be hours ≥ 0, got {list(arm.outcome_times_h)}")
-        _check_choice(where, "route", arm.route, trapping.ROUTES, problems)
-        for o in arm.organs:
-            _check_choice(where, "organ", o, trapping.ORGANS + ("whole_body",), problems)
-        for a in arm.assays:
-            _check_choice(where, "assay", a, assay_mod.ASSAYS, problems)
-        if arm.route in ("intra_arterial", "local") and not arm.route_organ:
-            problems.append(f"{where}: route {arm.route} needs route_organ")
-        if not (arm.dose_cells > 0) and not (arm.treatment == "vehicle" and arm.dose_cells == 0):
-            problems.append(f"{where}: dose_cells must be > 0 cells, got {arm.dose_cells}")
-        if arm.viability is not None and not (0 <= arm.viability <= 1):
-            problems.append(f"{where}: viability is a fraction in [0, 1], got {arm.viability}")
-        if any((not isinstance(t, (int, float))) or t < 0 for t in arm.times_h) or (
-                not arm.times_h and not arm.readouts):
-            problems.append(f"{where}: times_h must be a non-empty list of hours ≥ 0, got {list(arm.times_h)}")
-        if not (isinstance(arm.animals_per_time, int) and arm.animals_per_time >= 1):
-            problems.append(f"{where}: animals_per_time must be an integer ≥ 1, got {arm.animals_per_time!r}")
-        arms.append(arm)
+        if readouts and not table.outcome_times_h:
+            problems.append(f"{at}: readouts need outcome_times_h (hours)")
+        if table.treatment in _NO_CELLS and assays and times_h:
+            problems.append(f"{at}: a {table.treatment} arm has no cells to track; drop its assays/times_h")
+        if not (table.dose_cells > 0) and not (table.treatment == "vehicle" and table.dose_cells == 0):
+            problems.append(f"{at}: dose_cells must be > 0 cells, got {table.dose_cells}")
+        if not times_h and not readouts:
+            problems.append(f"{at}: times_h must be a non-empty list of hours ≥ 0, got {list(times_h)}")
+        kw = table.model_dump()
+        kw.update(times_h=times_h, assays=assays, readouts=readouts, organs=tuple(table.organs),
+                  outcome_times_h=tuple(table.outcome_times_h), cytokines=tuple(table.cytokines))
+        arms.append(Arm(**kw))
     names = [a.name for a in arms]
     for n in {n for n in names if names.count(n) > 1}:
         problems.append(f"{source}: arm name {n!r} used twice")
-    hypothesis = doc.get("hypothesis", "")
-    if hypothesis:
-        _check_choice(source, "hypothesis", hypothesis, tuple(hyp_mod.HYPOTHESES), problems)
-    truth = doc.get("truth", {})
-    if not isinstance(truth, dict):
-        problems.append(f"{source}: [truth] must be a table of parameter values")
-        truth = {}
+    if top is not None:
+        _check_choice(source, "measure", top.measure, MEASURES, problems)
+        if top.hypothesis:
+            _check_choice(source, "hypothesis", top.hypothesis, tuple(hyp_mod.HYPOTHESES), problems)
     if problems:
         raise DesignError("\n".join(problems))
-    return Design(study=doc["study"], species=species, measure=measure, arms=tuple(arms),
-                  target_flow_fraction=doc.get("target_flow_fraction", trapping.DEFAULT_TARGET_FLOW_FRACTION),
-                  detection_limits=dict(doc.get("detection_limits", {})), hypothesis=hypothesis,
-                  truth=dict(truth))
+    return Design(study=top.study, species=top.species, measure=top.measure, arms=tuple(arms),
+                  target_flow_fraction=top.target_flow_fraction, detection_limits=dict(top.detection_limits),
+                  hypothesis=top.hypothesis, truth=dict(top.truth))
 
 
 def load_design(path: str | Path) -> Design:

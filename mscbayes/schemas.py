@@ -1,0 +1,67 @@
+"""pydantic for the toolkit's TOML files (analysis and design files): a strict base model and one translation of
+pydantic's errors into the toolkit's messages — file, place, what was expected, and a "did you mean" for an
+unknown key."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+__all__ = ["Strict", "problems_of"]
+
+
+class Strict(BaseModel):
+    """A table of a TOML file: unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys the table at `loc` (inside `model`) accepts."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            break
+        inner = field.annotation
+        candidates = [a for a in (inner, *getattr(inner, "__args__", ())) if isinstance(a, type)]
+        nested = [a for a in candidates if issubclass(a, BaseModel)]
+        for a in getattr(inner, "__args__", ()):
+            nested += [b for b in getattr(a, "__args__", ()) if isinstance(b, type) and issubclass(b, BaseModel)]
+        if not nested:
+            break
+        model = nested[0]
+    return list(model.model_fields)
+
+
+def problems_of(err: ValidationError, model: type[BaseModel], where: Callable[[tuple], str],
+                messages: Mapping[str, str] | None = None) -> list[str]:
+    """One line per pydantic error: '<where>: unknown key 'sed' (did you mean 'seed'?)', '<where> is missing',
+    '<where>: <what was expected>, got <value>'. `where(loc)` names the place of an error location; `messages`
+    gives the expectation for a field (by name) in the toolkit's words ('must be an integer >= 0')."""
+    out = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        names = [str(p) for p in loc if not isinstance(p, int)]
+        field = str(loc[-1]) if loc else ""
+        named = names[-1] if names else ""
+        if e["type"] == "extra_forbidden":
+            known = _fields_at(model, loc[:-1])
+            hint = difflib.get_close_matches(field, known, n=1)
+            out.append(f"{where(loc[:-1])}: unknown key {field!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                       + f"; known: {', '.join(known)}")
+        elif e["type"] == "missing":
+            out.append(f"{where(loc)} is missing")
+        elif messages and named in messages:
+            out.append(f"{where(loc)} {messages[named]}, got {_shown(e.get('input'))}")
+        else:
+            out.append(f"{where(loc)}: {e['msg']}, got {_shown(e.get('input'))}")
+    return out
+
+
+def _shown(value: Any) -> str:
+    return repr(value)
