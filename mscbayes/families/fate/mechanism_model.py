@@ -157,6 +157,17 @@ def _immune_params(pr) -> dict:
     return {name: pr[name].rv(name) for name in _IMMUNE_PARAMS}
 
 
+#: rows per donor from which the donor-level ln κ is centred (a plate of E:T × NK state × licensing
+#: readouts pins each donor; one or two summary rows per donor do not)
+NK_CENTRE_MIN_ROWS = 8
+
+
+def nk_donor_parameterisation(donor_index) -> str:
+    """'centred' when every NK donor has at least NK_CENTRE_MIN_ROWS rows, else 'non_centred'."""
+    counts = np.bincount(np.asarray(donor_index))
+    return "centred" if len(counts) and counts.min() >= NK_CENTRE_MIN_ROWS else "non_centred"
+
+
 def _nk_block(nk: pd.DataFrame, pr, params, weights: dict):
     """In vitro NK cytotoxicity likelihood sharing κ_NK, ρ_lic, resting activity and the autologous factor."""
     donors = list(dict.fromkeys(_s(nk["study"]) + "/" + _s(nk["donor"])))
@@ -164,8 +175,13 @@ def _nk_block(nk: pd.DataFrame, pr, params, weights: dict):
     model.add_coord("nk_donor", donors)
     d_idx = pd.Index(donors).get_indexer(_s(nk["study"]) + "/" + _s(nk["donor"]))
     sd = pr["sd_donor_nk"].rv("sd_donor_nk")
-    z = pm.Normal("z_kappa_donor", 0.0, 1.0, dims="nk_donor")
-    kappa_donor = pm.Deterministic("kappa_nk_donor", params["kappa_nk"] * pt.exp(sd * z), dims="nk_donor")
+    # a donor's killing curve pins its κ when it has a full plate; then the non-centred form is the funnel
+    if nk_donor_parameterisation(d_idx) == "centred":
+        log_kappa = pm.Normal("log_kappa_nk_donor", pt.log(params["kappa_nk"]), sd, dims="nk_donor")
+        kappa_donor = pm.Deterministic("kappa_nk_donor", pt.exp(log_kappa), dims="nk_donor")
+    else:
+        z = pm.Normal("z_kappa_donor", 0.0, 1.0, dims="nk_donor")
+        kappa_donor = pm.Deterministic("kappa_nk_donor", params["kappa_nk"] * pt.exp(sd * z), dims="nk_donor")
     A = pr["lysis_plateau"].rv("lysis_plateau")
     activated = (_s(nk["nk_state"]) == "activated").astype(float)
     k = immune.in_vitro_k(kappa_donor[d_idx], activated, nk["msc_licensed"].astype(float).to_numpy(),
