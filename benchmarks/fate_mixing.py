@@ -1,5 +1,5 @@
 """Which parameters of the fate model mix poorly? One nutpie fit of the benchmark data (1×: 240 animals,
-704 observations; `--design label_only` for the sessions 1-2 data without flow cytometry), 2 chains × 1000 tune +
+704 observations; `--design label_only` for the earlier benchmark data without flow cytometry), 2 chains × 1000 tune +
 1000 draws, seed 100; prints wall time (compile + sampling), divergences, max R-hat, min bulk ESS, the
 lowest-ESS parameters and the posterior of the rates.
 
@@ -30,7 +30,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=int, default=1)
     ap.add_argument("--design", default="flow", choices=["flow", "label_only"],
-                    help="benchmark data: with lung flow cytometry (default) or label assays only (sessions 1-2)")
+                    help="benchmark data: with lung flow cytometry (default) or label assays only (the earlier benchmark data)")
     ap.add_argument("--mass-matrix", default="diag", choices=["diag", "diag_draws", "low_rank"])
     ap.add_argument("--animal-effects", default=",".join(ANIMAL_EFFECTS))
     ap.add_argument("--seed", default="100", help="a sampler seed, or several (comma list) fitted in one process "

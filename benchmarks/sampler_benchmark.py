@@ -49,7 +49,7 @@ def benchmark_frame(scale: int = 1, seed: int = DATA_SEED, design: str = "flow")
     live or material assay (BLI in studies 1-2, DNA qPCR in 3-4) in lung and liver, and 32 more animals:
     design "flow" (the benchmark): in studies 2 and 4 these 32 give lung digests for flow cytometry (dead labelled
     MSC, flow_dead, and label inside host phagocytes, flow_engulfed), elsewhere Cr-51 in lung and liver;
-    design "label_only" (the first two sessions' data): all 32 give Cr-51 in lung and liver, so no assay tells
+    design "label_only" (the earlier benchmark data, before flow read-outs were added): all 32 give Cr-51 in lung and liver, so no assay tells
     free dead cells from engulfed material. Studies differ in product size (extraction), dose and death rate;
     values under the limits are censored."""
     import pandas as pd
