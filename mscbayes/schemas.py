@@ -19,22 +19,27 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
 
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The table model inside a field's type (`_Table`, `_Table | None`, `list[_Table]`), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _nested_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     """The keys the table at `loc` (inside `model`) accepts."""
     for part in loc:
         if isinstance(part, int):
             continue
         field = model.model_fields.get(str(part))
-        if field is None:
+        nested = _nested_model(field.annotation) if field is not None else None
+        if nested is None:
             break
-        inner = field.annotation
-        candidates = [a for a in (inner, *getattr(inner, "__args__", ())) if isinstance(a, type)]
-        nested = [a for a in candidates if issubclass(a, BaseModel)]
-        for a in getattr(inner, "__args__", ()):
-            nested += [b for b in getattr(a, "__args__", ()) if isinstance(b, type) and issubclass(b, BaseModel)]
-        if not nested:
-            break
-        model = nested[0]
+        model = nested
     return list(model.model_fields)
 
 
@@ -57,11 +62,8 @@ def problems_of(err: ValidationError, model: type[BaseModel], where: Callable[[t
         elif e["type"] == "missing":
             out.append(f"{where(loc)} is missing")
         elif messages and named in messages:
-            out.append(f"{where(loc)} {messages[named]}, got {_shown(e.get('input'))}")
+            out.append(f"{where(loc)} {messages[named]}, got {e.get('input')!r}")
         else:
-            out.append(f"{where(loc)}: {e['msg']}, got {_shown(e.get('input'))}")
+            out.append(f"{where(loc)}: {e['msg']}, got {e.get('input')!r}")
     return out
 
-
-def _shown(value: Any) -> str:
-    return repr(value)

@@ -60,10 +60,10 @@ def sampler_defaults(n_animals: int) -> dict:
     return dict(SAMPLER_DEFAULTS_LARGE if n_animals > LARGE_DATA_ANIMALS else SAMPLER_DEFAULTS)
 
 
-def choose_parameterisation(obs_per_group) -> str:
-    """'centred' when every group carries at least CENTRE_MIN_OBS observations, else 'non_centred'."""
+def choose_parameterisation(obs_per_group, min_obs: int = CENTRE_MIN_OBS) -> str:
+    """'centred' when every group carries at least `min_obs` observations, else 'non_centred'."""
     counts = np.asarray(list(obs_per_group))
-    return "centred" if len(counts) and counts.min() >= CENTRE_MIN_OBS else "non_centred"
+    return "centred" if len(counts) and counts.min() >= min_obs else "non_centred"
 
 
 def population_parameters(pr: dict[str, Prior], local_route: bool = False, lung_size: str | None = None,

@@ -162,12 +162,6 @@ def _immune_params(pr) -> dict:
 NK_CENTRE_MIN_ROWS = 8
 
 
-def nk_donor_parameterisation(donor_index) -> str:
-    """'centred' when every NK donor has at least NK_CENTRE_MIN_ROWS rows, else 'non_centred'."""
-    counts = np.bincount(np.asarray(donor_index))
-    return "centred" if len(counts) and counts.min() >= NK_CENTRE_MIN_ROWS else "non_centred"
-
-
 def _nk_block(nk: pd.DataFrame, pr, params, weights: dict):
     """In vitro NK cytotoxicity likelihood sharing κ_NK, ρ_lic, resting activity and the autologous factor."""
     donors = list(dict.fromkeys(_s(nk["study"]) + "/" + _s(nk["donor"])))
@@ -176,7 +170,7 @@ def _nk_block(nk: pd.DataFrame, pr, params, weights: dict):
     d_idx = pd.Index(donors).get_indexer(_s(nk["study"]) + "/" + _s(nk["donor"]))
     sd = pr["sd_donor_nk"].rv("sd_donor_nk")
     # a donor's killing curve pins its κ when it has a full plate; then the non-centred form is the funnel
-    if nk_donor_parameterisation(d_idx) == "centred":
+    if choose_parameterisation(np.bincount(d_idx), NK_CENTRE_MIN_ROWS) == "centred":
         log_kappa = pm.Normal("log_kappa_nk_donor", pt.log(params["kappa_nk"]), sd, dims="nk_donor")
         kappa_donor = pm.Deterministic("kappa_nk_donor", pt.exp(log_kappa), dims="nk_donor")
     else:

@@ -14,16 +14,15 @@ from scipy import stats
 from mscbayes.families.fate import evidence as ev
 from mscbayes.families.fate import evidence_rows
 from mscbayes.families.fate.priors import EVIDENCE
-
-#: The censored and binomial terms use PyMC's normal_lcdf, which is accurate to about 1e-7 (absolute) near its
-#: branch at z = −1; the formulas are checked against scipy to that precision.
-LCDF_ABS = 2e-7
 from mscbayes.data.fate import read_fate_table
 from mscbayes.mechanisms import trapping
 from mscbayes.mechanisms.fate import AnimalDesign, expected_signals
 from mscbayes.families.fate.simulate import Arm, Design, simulate
 
 FAST = "FAST_COMPILE"
+#: The censored and binomial terms use PyMC's normal_lcdf, which is accurate to about 1e-7 (absolute) near its
+#: branch at z = −1; the formulas are checked against scipy to that precision.
+LCDF_ABS = 2e-7
 
 
 def _eval(x):

@@ -87,6 +87,8 @@ def test_animal_effects_can_be_left_out(table_with_live):
 def test_parameterisation_rule():
     assert choose_parameterisation([40, 35]) == "centred"
     assert choose_parameterisation([40, 3]) == "non_centred"
+    assert choose_parameterisation([20, 8], min_obs=8) == "centred"          # the NK donors' threshold
+    assert choose_parameterisation([20, 7], min_obs=8) == "non_centred"
 
 
 def test_sampler_defaults_follow_the_number_of_animals(table_with_live):
