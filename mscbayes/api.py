@@ -48,7 +48,14 @@ def read_table(source, *, kind: str | None = None):
 def model_for(table, hypothesis: str | None = None, model: str | None = None) -> families.Family:
     """The model family that fits `table` under `hypothesis` (`model` names it explicitly)."""
     if model is not None:
-        return families.get(model)
+        family = families.get(model)
+        if _is_table(table) and table.kind not in family.table_kinds:
+            fitters = [f.name for f in families.all_families() if table.kind in f.table_kinds]
+            raise families.ModelDataError(
+                f"{table.source} is a {table.kind} table; the {family.label} model fits "
+                f"{' or '.join(family.table_kinds)} tables"
+                + (f" (models that fit a {table.kind} table: {', '.join(fitters)})" if fitters else ""))
+        return family
     kind = table.kind if _is_table(table) else detect_table_kind(table)
     return families.for_table(kind, hypothesis)
 

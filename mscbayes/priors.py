@@ -13,6 +13,10 @@ Distributions and their parameters:
     halfnormal(sigma)          SDs of random effects and residuals
     dirichlet(alpha)           a symmetric Dirichlet concentration (pathway weights)
 
+Each prior knows its parameter's support (`Prior.support`: real, positive, unit or simplex), by default the
+support of the distribution it is written with; an override may change the distribution only to one whose
+draws stay inside it (`SUPPORTS`): a rate stays positive whatever prior a user gives it.
+
 Override in an analysis file (or as ``{"kd": {"median": 0.1, "sigma": 0.5}}`` in Python):
 
     [priors.kd]
@@ -35,7 +39,7 @@ from scipy import stats
 
 from .constants import INTERVAL_PROB
 
-__all__ = ["Prior", "PriorError", "PARAMETERS", "override", "resolve", "load_priors", "read_prior_overrides",
+__all__ = ["Prior", "PriorError", "PARAMETERS", "SUPPORTS", "DIST_SUPPORT", "override", "resolve", "load_priors", "read_prior_overrides",
            "priors_to_dict", "priors_from_dict", "prior_table"]
 
 #: The parameters each distribution takes.
@@ -48,13 +52,34 @@ PARAMETERS: dict[str, frozenset[str]] = {
 }
 
 
+#: The support of each distribution's draws.
+DIST_SUPPORT: dict[str, str] = {"lognormal": "positive", "halfnormal": "positive", "normal": "real", "beta": "unit",
+                                "dirichlet": "simplex"}
+
+#: A parameter's support: (words, the distributions whose draws stay inside it).
+SUPPORTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "real": ("any real number", ("normal", "lognormal", "halfnormal", "beta")),
+    "positive": ("positive", ("lognormal", "halfnormal")),
+    "unit": ("a fraction between 0 and 1", ("beta",)),
+    "simplex": ("weights that sum to 1", ("dirichlet",)),
+}
+
+# What a distribution draws outside a support (for the message refusing it).
+_OUTSIDE = {("positive", "normal"): "negative values", ("unit", "normal"): "values below 0 and above 1",
+            ("unit", "lognormal"): "values above 1", ("unit", "halfnormal"): "values above 1"}
+
+
 class PriorError(ValueError):
     """A prior or a prior override cannot be used as given (the message says what to change)."""
 
 
 @dataclass(frozen=True)
 class Prior:
-    """One prior: its distribution and parameters, plus the unit, meaning and source a reader needs."""
+    """One prior: its distribution and parameters, plus the unit, meaning and source a reader needs.
+
+    support: the values the parameter can take (a key of `SUPPORTS`); default: its distribution's support.
+    It is kept when an override changes the distribution, and refuses one whose draws leave it.
+    """
 
     name: str
     dist: str
@@ -62,6 +87,25 @@ class Prior:
     unit: str
     meaning: str
     source: str
+    support: str = ""
+
+    def __post_init__(self):
+        if not self.support:
+            object.__setattr__(self, "support", DIST_SUPPORT.get(self.dist, "real"))
+        if self.support not in SUPPORTS:
+            raise ValueError(f"prior {self.name}: unknown support {self.support!r}; expected one of {list(SUPPORTS)}")
+
+    def support_problem(self, dist: str | None = None) -> str | None:
+        """Why a `dist` prior (default: its own) cannot be this parameter's prior, or None if it can."""
+        dist = dist or self.dist
+        words, allowed = SUPPORTS[self.support]
+        if dist in allowed:
+            return None
+        outside = _OUTSIDE.get((self.support, dist))
+        if outside is None:
+            return f"prior '{self.name}' is {words} ({self.unit}); it cannot become a {dist}; use {' or '.join(allowed)}"
+        return (f"prior '{self.name}' ({self.meaning}, {self.unit}) must be {words}, but a {dist} prior also draws "
+                f"{outside}; use {' or '.join(allowed)}")
 
     # -------------------------------------------------------------- the one dispatcher (PyMC)
 
@@ -162,8 +206,9 @@ def override(priors: Mapping[str, Prior], changes: Mapping, source: str = "<dict
         if dist not in PARAMETERS:
             problems.append(f"{source}: prior '{name}': unknown dist {dist!r}; expected one of {sorted(PARAMETERS)}")
             continue
-        if (dist == "dirichlet") != (base.dist == "dirichlet"):
-            problems.append(f"{source}: prior '{name}' is a {base.dist}; it cannot become a {dist}")
+        why = base.support_problem(dist)
+        if why:
+            problems.append(f"{source}: {why}")
             continue
         params = dict(base.params) if dist == base.dist else {}
         for k, v in change.items():
@@ -205,13 +250,26 @@ def resolve(defaults: Mapping[str, Prior], priors: Mapping | None = None, *, sou
     if not priors:
         return table
     if all(isinstance(v, Prior) for v in priors.values()):
-        table.update({k: v for k, v in priors.items() if k in defaults})
-        return table
+        return _with_supports(table, {k: v for k, v in priors.items() if k in defaults}, source)
     if _is_stored_table(priors):
-        table.update({k: Prior.from_dict(v) for k, v in priors.items() if k in defaults})
-        return table
+        return _with_supports(table, {k: Prior.from_dict(v) for k, v in priors.items() if k in defaults}, source)
     changes = {k: v for k, v in priors.items() if k in defaults or not ignore_unknown}
     return override(table, changes, source=source)
+
+
+def _with_supports(table: dict[str, Prior], given: Mapping[str, Prior], source: str) -> dict[str, Prior]:
+    """`table` updated by whole priors, each given the support of the default it replaces (a full table can
+    no more put a normal on a rate than an override can)."""
+    problems = []
+    for k, p in given.items():
+        p = replace(p, support=table[k].support)
+        why = p.support_problem()
+        if why:
+            problems.append(f"{source}: {why}")
+        table[k] = p
+    if problems:
+        raise PriorError("\n".join(problems))
+    return table
 
 
 def read_prior_overrides(path: str | Path) -> dict:

@@ -1,6 +1,8 @@
 """The prior machinery (mscbayes.priors) and the families' prior tables: every entry sourced, medians as
 documented, overrides from TOML and dicts with clear errors, one dispatcher to PyMC."""
 
+from pathlib import Path
+
 import numpy as np
 import pymc as pm
 import pytest
@@ -89,3 +91,77 @@ def test_dirichlet_marginal_and_override():
         override({"w": w}, {"w": {"dist": "normal", "mu": 0.0, "sigma": 1.0}})
     rng = np.random.default_rng(0)
     assert w.sample(rng, size=10, k=k).shape == (10,)
+
+
+# ------------------------------------------------------------------ a prior must stay inside its support
+
+WRONG_PRIORS = Path(__file__).resolve().parent / "data" / "bad" / "wrong_priors_negative_rate.toml"
+
+
+@pytest.mark.parametrize("name", families.names())
+def test_every_default_prior_lies_in_its_support_and_rates_are_positive(name):
+    """The support is known in one place (each Prior); every rate (unit per hour) and every SD is positive."""
+    for p in families.get(name).priors.values():
+        assert p.support_problem() is None, p.name
+        if p.unit.startswith("1/h") or p.name.startswith(("sd_", "sigma")):
+            assert p.support == "positive", p.name
+
+
+@pytest.mark.parametrize("change", [{"dist": "normal", "mu": -0.01, "sigma": 0.005},
+                                    {"dist": "normal", "mu": 0.01, "sigma": 0.005}], ids=["negative", "positive_mu"])
+def test_a_normal_prior_on_a_rate_is_refused(change):
+    """A normal on krel draws negative release rates whatever its mean: refused, naming what is allowed."""
+    with pytest.raises(PriorError) as info:
+        override(KINETICS, {"krel": change}, source="p.toml")
+    text = str(info.value)
+    assert text.startswith("p.toml: prior 'krel'") and "must be positive" in text
+    assert "normal prior also draws negative values" in text and "use lognormal or halfnormal" in text
+
+
+def test_a_priors_file_with_a_negative_rate_is_refused_at_load(tmp_path):
+    with pytest.raises(PriorError, match="prior 'krel'.*must be positive"):
+        load_priors(WRONG_PRIORS, KINETICS)
+    with pytest.raises(PriorError, match="prior 'kd0'.*must be positive"):
+        families.get("mechanisms").resolve_priors({"kd0": {"dist": "normal", "mu": 0.0, "sigma": 1.0}})
+
+
+def test_a_fraction_cannot_get_a_prior_above_one():
+    with pytest.raises(PriorError, match="must be a fraction between 0 and 1.*draws values above 1; use beta"):
+        override(KINETICS, {"viability": {"dist": "lognormal", "median": 0.9, "sigma": 0.1}})
+
+
+def test_a_positive_prior_on_a_rate_is_accepted_and_draws_positive_values():
+    out = override(KINETICS, {"krel": {"dist": "halfnormal", "sigma": 0.01}})
+    assert out["krel"].dist == "halfnormal" and out["krel"].support == "positive"
+    assert (out["krel"].sample(np.random.default_rng(0), size=500) > 0).all()
+    assert override(KINETICS, {"log_d50_lung": {"dist": "normal", "mu": 2.0, "sigma": 0.3}})  # real: any
+
+
+def test_whole_tables_are_held_to_the_defaults_support():
+    """A table of Prior objects, or a stored table (a fit file's), cannot put a normal on a rate either."""
+    bad = Prior("krel", "normal", {"mu": -1.0, "sigma": 1.0}, "1/h", "release", "mine")
+    with pytest.raises(PriorError, match="prior 'krel'.*must be positive"):
+        resolve(KINETICS, {"krel": bad})
+    stored = {k: v.to_dict() for k, v in KINETICS.items()}
+    stored["krel"] = bad.to_dict()
+    with pytest.raises(PriorError, match="fit.nc: prior 'krel'"):
+        resolve(KINETICS, stored, source="fit.nc")
+    assert "support" not in KINETICS["krel"].to_dict()  # stored fits keep their form
+
+
+def test_fit_command_refuses_the_priors_file_before_sampling(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from mscbayes import api
+    from mscbayes.cli import app
+
+    monkeypatch.setattr(api, "fit", lambda *a, **k: pytest.fail("sampling started"))
+    data = Path(__file__).resolve().parent / "fixtures" / "fate_clean.csv"
+    clean = tmp_path / "data.csv"
+    lines = data.read_text().splitlines()
+    kinds = lines[0].split(",").index("row_kind")
+    clean.write_text("\n".join([lines[0]] + [x for x in lines[1:] if x.split(",")[kinds] == "individual"]) + "\n")
+    r = CliRunner().invoke(app, ["fit", str(clean), "--out", str(tmp_path / "fit.nc"), "--priors", str(WRONG_PRIORS)])
+    assert r.exit_code == 2, r.output
+    assert "prior 'krel'" in r.output and "use lognormal or halfnormal" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "fit.nc").exists()

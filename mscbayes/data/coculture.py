@@ -196,7 +196,7 @@ def summary_columns(unit: str, what: str, **bounds) -> dict[str, ColumnSpec]:
                                meaning="one donor's value (individual) or the kind of published summary"),
         "spread_type": ColumnSpec("spread_type", "category", vocabulary=SPREAD_VOCAB,
                                   required_when="required for mean rows", meaning="what the published ± is"),
-        "spread": ColumnSpec("spread", "float", ge=0, le=bounds.get("le"), unit=unit,
+        "spread": ColumnSpec("spread", "float", gt=0, le=bounds.get("le"), unit=unit,
                              required_when="required for mean rows", fraction=bool(bounds.get("fraction")),
                              meaning=f"the published SD or SEM, in the unit of {what}"),
         "n": ColumnSpec("n", "int", ge=1, required_when="required for mean and range rows",
@@ -233,7 +233,7 @@ def check_summary_rows(ck: Checker, value: str, counts: tuple[str, str], value_w
     ck.require(mean, value, f"the group mean ({value_words}) for a mean row", uses=["row_kind"])
     ck.require(mean, "spread_type", "sd, sem or unstated (the published ± of the mean) for a mean row",
                uses=["row_kind"])
-    ck.require(mean, "spread", "the published SD or SEM (>= 0) for a mean row", uses=["row_kind"])
+    ck.require(mean, "spread", "the published SD or SEM (> 0) for a mean row", uses=["row_kind"])
     ck.require(mean | rng, "n", lambda i: f"the number of donors or replicates summarised (>= 1) for a "
                                           f"{kind[i]} row (never filled in by you: a summary without a printed "
                                           "n belongs in derived.csv)", uses=["row_kind"])

@@ -313,8 +313,8 @@ COLUMNS: tuple[ColumnSpec, ...] = (
                meaning="the measurement (or the group mean)"),
     ColumnSpec("spread_type", "category", vocabulary=SPREAD_VOCAB, required_when="required for mean rows",
                meaning="what the published error bar is"),
-    ColumnSpec("spread", "float", ge=0, required_when="required for mean rows",
-               meaning="the error bar, same unit as value"),
+    ColumnSpec("spread", "float", gt=0, required_when="required for mean rows",
+               meaning="the error bar, same unit as value (> 0: an SD of 0 would make the mean exact)"),
     ColumnSpec("n", "int", ge=1, required_when="required for mean, range and k_of_n rows",
                meaning="number of subjects summarised"),
     ColumnSpec("value_min", "float", hint=_VALUE_HINT, required_when="required for range and lower_bound rows",
@@ -442,7 +442,7 @@ def _rules(ck: Checker) -> None:
                uses=["row_kind", "censored"])
     ck.require(mean, "value", "the group mean for a mean row", uses=["row_kind"])
     value_range_check(ind | mean | rng, "value", "the value")
-    for col, words in (("spread_type", "sd or sem"), ("spread", "the published SD or SEM (>= 0)"),
+    for col, words in (("spread_type", "sd or sem"), ("spread", "the published SD or SEM (> 0)"),
                        ("n", "the number of subjects in the group (>= 1)")):
         ck.require(mean, col, f"{words} for a mean row", uses=["row_kind"])
     for col in ("value_min", "value_max"):
@@ -481,6 +481,8 @@ def _rules(ck: Checker) -> None:
     ck.flag(kn & (t["k"] > t["n"]).fillna(False), "k",
             lambda i: f"k <= n ({t.at[i, 'n']}): k of n subjects had cells detected", uses=["n", "row_kind"])
 
+    _dose_rules(ck)
+
     # ---- provenance: summary rows come from a publication
     ck.require(summary, "source", "the DOI or PMCID of the publication for a summary row", uses=["row_kind"])
 
@@ -507,6 +509,26 @@ def _rules(ck: Checker) -> None:
             uses=["detection_limit", "censored", "row_kind", "measure"])
 
     _subject_rules(ck, ind)
+
+
+def _dose_rules(ck: Checker) -> None:
+    """No organ holds more infused cells than the subject was given, and no assay's detection limit in cells
+    exceeds the dose (it could never detect anything): both are typos of unit or dose (per kg, per gram)."""
+    t = ck.frame
+    dose = t["dose_cells"]
+    measure = t["measure"]
+    cells = measure.eq("cells").fillna(False) & ck.ok("measure")
+    for col in ("value", "value_min", "value_max"):
+        ck.flag(cells & (t[col] > dose).fillna(False), col,
+                lambda i: f"a number of cells <= the dose ({_fmt(dose[i])} cells given per subject): an organ "
+                          "cannot hold more cells than were infused; check the unit (cells, not cells per gram or "
+                          "per mL) and the dose (per subject, not per kg)",
+                uses=["dose_cells", "measure"])
+    in_cells = measure.isin(["cells", "detected"]).fillna(False) & ck.ok("measure")
+    ck.flag(in_cells & (t["detection_limit"] > dose).fillna(False), "detection_limit",
+            lambda i: f"a detection limit <= the dose ({_fmt(dose[i])} cells given per subject; the limit is in "
+                      f"cells for measure {measure[i]}): a limit above the dose could never detect anything",
+            uses=["dose_cells", "measure"])
 
 
 def _first_of_group(frame: pd.DataFrame, rows: pd.Series, by=("study", "subject")) -> pd.Series:

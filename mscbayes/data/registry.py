@@ -35,7 +35,8 @@ import pandas as pd
 from .coculture import read_coculture_table
 from .fate import ASSAYS, ORGANS, ROUTE_ORGANS, ROUTES, SPECIES, read_fate_table
 from .nk import read_nk_table
-from .validation import DataValidationError, Problem, Table, normalise_ref, read_csv_text
+from .validation import (ColumnSpec, DataValidationError, Problem, Table, _number_hint, normalise_ref,
+                         parse_number, read_csv_text)
 
 __all__ = [
     "DATASETS_ENV",
@@ -46,6 +47,7 @@ __all__ = [
     "DERIVED_FLAGS",
     "DERIVED_ORGANS",
     "DERIVED_INJURY",
+    "DERIVED_POSITIVE",
     "DatasetsNotFoundError",
     "UnknownDatasetError",
     "datasets_root",
@@ -151,7 +153,18 @@ DERIVED_FLAGS = {
     "duplicate": "restates another row's observation: do not use both as independent evidence",
 }
 
+# Quantities whose value, value_min and value_max must be positive and finite, with their unit in words.
+DERIVED_POSITIVE = {
+    "half_life_h": "hours",
+    "diameter_um": "micrometres",
+    "radius_um": "micrometres",
+    "length_um": "micrometres",
+    "transit_time_s": "seconds",
+    "t2star_ms": "milliseconds",
+}
+
 _NUMERIC = ("dose_cells", "time_h", "value", "value_min", "value_max", "spread")
+_VALUES = ("value", "value_min", "value_max")
 _INTEGER = ("k", "n")
 
 
@@ -206,13 +219,14 @@ def validate_derived_frame(df: pd.DataFrame, file: str = "<DataFrame>") -> pd.Da
                 bad(i, "species", "';'-separated species of the fate table (mouse, rat, human, ...) or empty")
         if _is_true(row["msc"]) is None:
             bad(i, "msc", "true or false: are the measured cells MSC?")
+        q = row["quantity"].strip()
         for col in _NUMERIC:
             v = row[col].strip()
-            if v:
-                try:
-                    float(v)
-                except ValueError:
-                    bad(i, col, "a number (point as decimal separator, no units) or empty")
+            if v and parse_number(v) is None:
+                what = (f"a positive finite number of {DERIVED_POSITIVE[q]} for quantity {q}"
+                        if q in DERIVED_POSITIVE and col in _VALUES else "a number")
+                bad(i, col, f"{what} (point as decimal separator, no units) or empty"
+                    + (f"; {hint}" if (hint := _number_hint(v, ColumnSpec(col, "float"))) else ""))
         for col in _INTEGER:
             v = row[col].strip()
             if v and not re.fullmatch(r"\d+", v):
@@ -234,14 +248,17 @@ def validate_derived_frame(df: pd.DataFrame, file: str = "<DataFrame>") -> pd.Da
             bad(i, "value_max", "the bound in value_max for an upper_bound")
         if st == "lower_bound" and not has["value_min"]:
             bad(i, "value_min", "the bound in value_min for a lower_bound")
+        nums = {c: parse_number(row[c].strip()) if row[c].strip() else None for c in _NUMERIC}
         if q.startswith("fraction") or q == "roi_fraction":
-            for col in ("value", "value_min", "value_max"):
-                v = row[col].strip()
-                try:
-                    if v and not 0 <= float(v) <= 1:
-                        bad(i, col, f"a fraction between 0 and 1 for quantity {q} (percent: divide by 100)")
-                except ValueError:
-                    pass
+            for col in _VALUES:
+                if nums[col] is not None and not 0 <= nums[col] <= 1:
+                    bad(i, col, f"a fraction between 0 and 1 for quantity {q} (percent: divide by 100)")
+        if q in DERIVED_POSITIVE:
+            for col in _VALUES:
+                if nums[col] is not None and nums[col] <= 0:
+                    bad(i, col, f"a positive finite number of {DERIVED_POSITIVE[q]} for quantity {q}")
+        if st in ("sd", "sem", "unstated") and nums["spread"] is not None and nums["spread"] <= 0:
+            bad(i, "spread", f"a spread > 0 for spread_type {st} (an SD or SEM of 0 would make the value exact)")
     if problems:
         raise DataValidationError(problems, file)
 
@@ -249,7 +266,7 @@ def validate_derived_frame(df: pd.DataFrame, file: str = "<DataFrame>") -> pd.Da
     out["source"] = [normalise_ref(s) for s in out["source"]]
     out["msc"] = [bool(_is_true(v)) for v in out["msc"]]
     for col in _NUMERIC:
-        out[col] = pd.to_numeric(out[col].replace("", np.nan), errors="raise").astype("float64")
+        out[col] = pd.Series([parse_number(v) if v.strip() else np.nan for v in df[col]], dtype="float64")
     for col in _INTEGER:
         out[col] = pd.array([int(v) if v.strip() else None for v in df[col]], dtype="Int64")
     out["source_row"] = pd.Series(lines, dtype="int64")

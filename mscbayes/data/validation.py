@@ -453,7 +453,7 @@ def _number_hint(s: str, spec: ColumnSpec) -> str:
     t = s.strip()
     if re.fullmatch(r"[+-]?\d+,\d+", t) and not re.fullmatch(r"\d{1,3}(,\d{3})+", t):
         return "use a point as the decimal separator"
-    if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", t):
+    if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", t) or re.fullmatch(r"\d+(_\d+)+(\.\d+)?", t):
         return "write the number without thousands separators"
     m = re.fullmatch(r"([\d.]+)\s*[x×*]\s*10\s*\^?\s*([-+]?\d+)", t)
     if m:

@@ -15,7 +15,7 @@ from mscbayes.data.outcomes import read_invivo_table, split_parts
 from mscbayes.mechanisms import hypotheses as hyp
 
 from ..contract import Family, ModelDataError
-from . import evidence, evidence_rows, mechanism_model, model, priors, report
+from . import evidence, evidence_rows, mechanism_model, model, observations, priors, report
 from . import simulate as sim
 
 __all__ = ["FATE", "MECHANISMS", "EVIDENCE", "ModelDataError"]
@@ -37,8 +37,16 @@ def _build_mechanisms(frame, priors_, hypothesis):
     return mechanism_model.build_mechanism_model(frame, priors_, hypothesis)
 
 
+def _check_fate_data(frame: pd.DataFrame, hypothesis: str | None) -> None:
+    """Fate rows must be individual measurements (published summaries have no likelihood here)."""
+    fate = split_parts(frame).get("fate")
+    if fate is not None:
+        observations.require_individual_rows(fate)
+
+
 def _check_mechanism_data(frame: pd.DataFrame, hypothesis: str | None) -> None:
     """A therapeutic hypothesis (H1–H4, H_mix) needs outcome rows; H0 also fits fate or NK rows alone."""
+    _check_fate_data(frame, hypothesis)
     if hypothesis != "H0" and "outcome" not in split_parts(frame):
         raise ModelDataError(
             f"hypothesis {hypothesis} needs outcome rows (Treg %, IL-10⁺ macrophage %, cytokines or a disease "
@@ -75,6 +83,7 @@ FATE = Family(
     design_notes=report.design_notes,
     data_summary=report.data_summary,
     predictive_check=("y", report.continuous_rows),
+    check_data=_check_fate_data,
 )
 
 MECHANISMS = Family(

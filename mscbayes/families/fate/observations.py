@@ -75,15 +75,29 @@ def _str(col: pd.Series) -> np.ndarray:
     return col.astype(object).where(col.notna(), "").astype(str).to_numpy()
 
 
+def require_individual_rows(frame: pd.DataFrame) -> None:
+    """Refuse a fate frame with published summary rows (mean, range, bound, k of n): the fate models have a
+    likelihood for individual measurements only. The message names the rows and what reads summaries."""
+    if "row_kind" not in frame:
+        return
+    kinds = frame["row_kind"].astype(str)
+    summary = kinds != "individual"
+    if not summary.any():
+        return
+    where = frame.loc[summary, "source_row"].astype(int).tolist() if "source_row" in frame else []
+    rows = (f"rows {', '.join(map(str, where[:5]))}{' ...' if len(where) > 5 else ''} are"
+            if len(where) > 1 else f"row {where[0]} is" if where else "some rows are")
+    raise ModelDataError(
+        f"the fate models fit individual measurements only, and {rows} published summaries "
+        f"({', '.join(sorted(set(kinds[summary])))}), which no model reads from a fate table yet: fit the "
+        "individual rows (remove the summary rows, or keep them in a separate file); published summaries are "
+        "fitted by the published-evidence model from its own evidence table (mscbayes fit EVIDENCE.csv "
+        "--model evidence; columns row_id, kind, quantity, ...)")
+
+
 def prepare(frame: pd.DataFrame) -> dict:
     """Index the individual rows of a validated fate frame: studies, animals, (animal, time) units, requests."""
-    kinds = frame["row_kind"].astype(str)
-    if (kinds != "individual").any():
-        bad = sorted(set(kinds[kinds != "individual"]))
-        raise ModelDataError(
-            f"the fate model fits individual measurements; this table also has summary rows ({', '.join(bad)}). "
-            "Published summaries enter through the published-evidence model (model 'evidence'); pass the "
-            "individual rows only, e.g. frame[frame.row_kind == 'individual'].")
+    require_individual_rows(frame)
     if frame.empty:
         raise ModelDataError("the table has no rows to fit")
     f = frame.reset_index(drop=True).copy()
