@@ -32,6 +32,7 @@ import re
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -103,20 +104,61 @@ def _sort_key(p: Problem, order: Mapping[str, int]) -> tuple:
 
 
 class DataValidationError(ValueError):
-    """All the problems found in one file. str(err): a header line "data.csv: 3 problems", then one line each."""
+    """All the problems found in one file. str(err): a header line "data.csv: 3 problems", then one line each.
+
+    A long list is capped on screen: beyond `PRINT_LIMIT` problems, str(err) shows the first `per_column` of
+    each column (problems without a column count as one more column) and how many more each has; set
+    `per_column` (None = every problem) and `full_list` (where the whole list is) to change it.
+    `err.problems` always holds every problem and `write_csv(path)` writes them all.
+    """
+
+    PRINT_LIMIT = 200
+    PER_COLUMN = 10
 
     def __init__(self, problems: Sequence[Problem], file: str | None = None):
         self.problems: list[Problem] = list(problems)
         self.file = file if file is not None else (self.problems[0].file if self.problems else DATAFRAME_NAME)
-        super().__init__(self._message())
+        self.per_column: int | None = self.PER_COLUMN if len(self.problems) > self.PRINT_LIMIT else None
+        self.full_list = "every problem is in DataValidationError.problems, or write them with write_csv(path)"
+        super().__init__(self._head())  # the text is built when shown: a long list is not kept twice
+
+    def _head(self) -> str:
+        n = len(self.problems)
+        return f"{self.file}: {n} problem{'s' if n != 1 else ''}"
 
     def _message(self) -> str:
-        n = len(self.problems)
-        head = f"{self.file}: {n} problem{'s' if n != 1 else ''}"
-        return "\n".join([head] + [f"  {p}" for p in self.problems])
+        if self.per_column is None:
+            return "\n".join([self._head()] + [f"  {p}" for p in self.problems])
+        shown: dict[str | None, int] = {}
+        lines = []
+        for p in self.problems:
+            k = shown.get(p.column, 0)
+            shown[p.column] = k + 1
+            if k < self.per_column:
+                lines.append(f"  {p}")
+        more = [f"{n - self.per_column} more in column '{c}'" if c is not None else
+                f"{n - self.per_column} more without a column" for c, n in shown.items() if n > self.per_column]
+        if not more:
+            return "\n".join([self._head()] + lines)
+        head = f"{self._head()} (the first {self.per_column} of each column are shown)"
+        return "\n".join([head] + lines + [f"  ... and {', '.join(more)}; {self.full_list}"])
 
     def __str__(self) -> str:
         return self._message()
+
+    def write_csv(self, path) -> Path:
+        """Every problem as CSV (file,row,column,value,expected; one line each), written atomically."""
+        from mscbayes.provenance import atomic_write
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh, lineterminator="\n")
+                w.writerow(["file", "row", "column", "value", "expected"])
+                for p in self.problems:
+                    w.writerow([p.file, "" if p.row is None else p.row, p.column or "",
+                                "" if p.value is None else str(p.value), p.expected])
+
+        return atomic_write(path, write, force=True, what="problems file")
 
     def __reduce__(self):
         return (self.__class__, (self.problems, self.file))
@@ -222,10 +264,10 @@ def _repeated_header(fields: list[str], header_keys: list[str]) -> str | None:
     """Words for a data row that is the header again (two CSV files pasted together), else None."""
     keys = [_header_key(f) for f in fields if f.strip()]
     if keys == header_keys:
-        return "repeats the header (two files pasted together?): delete this line"
+        return "repeats the header (two files pasted together?): delete it"
     if len(keys) > 1 and sorted(keys) == sorted(header_keys):
         return ("repeats the header with the columns in another order (two files pasted together?): move the "
-                "rows below it into the first header's column order and delete this line")
+                "rows below it into the first header's column order and delete it")
     return None
 
 
@@ -336,7 +378,7 @@ def read_csv_text(path) -> pd.DataFrame:
                 if fields[0].strip().lower() in first_keys:
                     words = _repeated_header(fields, header_keys)
                     if words:
-                        problems.append(Problem(name, start, None, None, f"a data row, but line {start} {words}"))
+                        problems.append(Problem(name, start, None, None, f"this line {words}"))
                         continue
                 k, m = len(fields), len(header)
                 if k > m and all(not f.strip() for f in fields[m:]):
