@@ -177,7 +177,7 @@ def _show_bytes(text: str) -> str:
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 #: Rows read at a time: memory while reading is the compact columns so far plus one block of Python strings.
-READ_BLOCK_ROWS = 50_000
+READ_BLOCK_ROWS = 10_000
 
 _XLS_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # OLE2 compound file: Excel 97-2003 .xls (or .doc, .ppt)
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -840,6 +840,14 @@ def _column_text(s: pd.Series) -> list[str]:
     return _map_unique(s.astype(object), _as_text)
 
 
+def _raw_column(s: pd.Series) -> pd.Series:
+    """A column as stripped strings ("" = empty) on the index 0..n-1. A string column (as `read_csv_text`
+    returns) that needs no stripping is shared, not copied: a long table is not held twice."""
+    if isinstance(s.dtype, pd.StringDtype) and not s.isna().any() and s.str.strip().eq(s).all():
+        return s.reset_index(drop=True)
+    return pd.Series(_column_text(s), dtype="str")
+
+
 def _is_na(v) -> bool:
     return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
 
@@ -1133,10 +1141,11 @@ def validate_frame(df: pd.DataFrame, spec: TableSpec, file: str = DATAFRAME_NAME
     # raw strings (stripped), canonical column names, internal index 0..n-1
     raw = pd.DataFrame(index=pd.RangeIndex(len(df)))
     for j, col in enumerate(df.columns):
-        vals = _column_text(df.iloc[:, j])
         if j in rename:
-            raw[rename[j]] = vals
-        elif j in nameless and any(vals):
+            raw[rename[j]] = _raw_column(df.iloc[:, j])
+            continue
+        vals = _column_text(df.iloc[:, j]) if j in nameless else []
+        if any(vals):
             k = next(i for i, v in enumerate(vals) if v)
             problems.append(Problem(file, int(lines[k]), None, vals[k],
                                     f"a header for every filled column, but column {j + 1} has no header"))
@@ -1249,11 +1258,12 @@ def validate_frame(df: pd.DataFrame, spec: TableSpec, file: str = DATAFRAME_NAME
         problems.sort(key=lambda p: _sort_key(p, order))
         raise DataValidationError(problems, file)
 
-    out = typed.copy()
+    out = typed  # no copy: the typed frame is not used after the checks (a long table is not held twice)
+    del checker, norm, bad
     for c in user_cols:
         out[c] = raw[c].astype("str")
+    del raw
     out["source_row"] = pd.Series(lines, index=out.index, dtype="int64")
-    out = out.reset_index(drop=True)
     if spec.finalise is not None:
         out = spec.finalise(out)
     if notices is not None:
