@@ -137,15 +137,37 @@ def simulate(design: Path = typer.Argument(..., help="design TOML (arms, routes,
 @app.command()
 def validate(path: Path = typer.Argument(..., help="CSV table to check"),
              kind: Optional[str] = typer.Option(None, "--kind", help="fate | invivo | coculture | nk | derived | "
-                                                "evidence (default: told from the columns)")):
+                                                "evidence (default: told from the columns)"),
+             problems_out: Optional[Path] = typer.Option(None, "--problems-out", help="write every problem to this "
+                                                         "CSV (file,row,column,value,expected; replaced on each run)"),
+             max_per_column: int = typer.Option(10, "--max-per-column", min=0, help="problems shown per column when "
+                                                "there are more than 200 (the rest are counted; 0 = show all)")):
     """Check a data table against its schema; every problem is listed with its row and column."""
 
     def body():
         from . import api
+        from .data.validation import DataValidationError
+        from .provenance import ensure_writable
 
         if not path.exists():
             raise FileNotFoundError(f"no such file: {path}")
-        table = api.read_table(path, kind=kind)
+        if problems_out is not None and problems_out.resolve() == path.resolve():
+            raise UserError(f"--problems-out {problems_out} is the data file itself; name another file")
+        if problems_out is not None:
+            ensure_writable(problems_out, force=True, what="problems file")  # a missing folder fails now
+        try:
+            table = api.read_table(path, kind=kind)
+        except DataValidationError as e:
+            if problems_out is not None:
+                e.write_csv(problems_out)
+                e.full_list = f"every problem is listed in {problems_out}"
+            else:
+                e.full_list = "write every problem to a file with --problems-out FILE"
+            if len(e.problems) > e.PRINT_LIMIT:
+                e.per_column = max_per_column or None
+            raise
+        if problems_out is not None:
+            DataValidationError([], file=str(path)).write_csv(problems_out)  # no problems: the header only
         f = table.frame
         extra = ""
         if {"study", "subject", "assay"} <= set(f.columns):
@@ -153,6 +175,8 @@ def validate(path: Path = typer.Argument(..., help="CSV table to check"),
                      f"assays {', '.join(sorted(f['assay'].dropna().astype(str).unique()))}")
         out.print(f"{path}: OK — {len(f)} rows ({table.kind} table){extra} (sha256 {table.sha256[:12]})",
                   markup=False)
+        for note in table.notices:
+            out.print(f"  note: {note}", markup=False)
 
     _guard(body)
 

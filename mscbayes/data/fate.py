@@ -21,9 +21,12 @@ from .validation import (
     DATAFRAME_NAME,
     Checker,
     ColumnSpec,
+    PercentUnit,
     Table,
     TableSpec,
     Vocabulary,
+    _join,
+    percent_hint,
     read_table,
     validate_frame,
 )
@@ -185,7 +188,8 @@ UNIT_VOCAB = Vocabulary(
         "fraction": "a fraction 0-1 (for fraction_of_dose)",
         "cells": "a number of cells (for cells)",
         "binary": "0 = not detected, 1 = detected (for detected)",
-        "percent": "percent (not accepted: convert to fractions)",
+        "percent": "percent of dose (fraction_of_dose only): value, spread, bounds and detection limit are "
+                   "divided by 100",
     },
     {
         "%": "percent", "pct": "percent", "per cent": "percent", "%id": "percent", "% of dose": "percent",
@@ -362,7 +366,6 @@ def _rules(ck: Checker) -> None:
     kind = t["row_kind"]
     measure = t["measure"]
     unit = t["unit"]
-    percent = unit.eq("percent").fillna(False)
     ind = kind.eq("individual").fillna(False) & ck.ok("row_kind")
     mean = kind.eq("mean").fillna(False)
     rng = kind.eq("range").fillna(False)
@@ -394,21 +397,10 @@ def _rules(ck: Checker) -> None:
                "a mean diameter when diameter_sd_um is given (diameter_sd_um needs diameter_mean_um)",
                uses=["diameter_sd_um"])
 
-    # ---- unit must match the measure; percent is never accepted
-    fractions = (measure.eq("fraction_of_dose").fillna(False) & unit.eq("fraction").fillna(False)
-                 & ck.ok("unit", "measure"))
-    frac_rows = [ck.line(i) for i in t.index[fractions.to_numpy()]]
-
+    # ---- unit must match the measure (percent rows of fraction_of_dose were converted: SPEC.percent)
     def unit_text(i):
         m = measure[i]
-        want = MEASURE_UNITS[m]
-        if unit[i] == "percent" and m == "fraction_of_dose":
-            if frac_rows:
-                shown = ", ".join(str(r) for r in frac_rows[:5]) + (" ..." if len(frac_rows) > 5 else "")
-                return (f"'fraction' like the other fraction_of_dose rows (rows {shown}): this file mixes "
-                        "percent and fraction units; convert percentages to fractions (divide by 100)")
-            return "'fraction' for measure fraction_of_dose; convert percentages to fractions (divide by 100)"
-        return f"'{want}' for measure {m} (or leave unit empty)"
+        return f"'{MEASURE_UNITS[m]}' for measure {m} (or leave unit empty)"
 
     wrong_unit = ck.has("unit") & ck.has("measure") & (unit != measure.map(MEASURE_UNITS))
     ck.flag(wrong_unit, "unit", unit_text, uses=["measure"])
@@ -433,9 +425,9 @@ def _rules(ck: Checker) -> None:
                 out = (vals < lo) | ((vals > hi) if hi is not None else False)
                 if m == "detected" and rk == "individual":
                     out = ~vals.isin([0.0, 1.0])
-                if m == "fraction_of_dose":
-                    out = out & ~percent  # percent rows already have their own message
-                ck.flag(sub & out, col, f"{words} for {what} of measure {m}")
+                text = f"{words} for {what} of measure {m}"
+                ck.flag(sub & out, col, lambda i, text=text, m=m: _join(
+                    text, percent_hint(vals[i], "unit") if m == "fraction_of_dose" else ""))
 
     ck.require(ind & ~censored, "value",
                "a value for an individual row (or censored below_limit with a detection_limit)",
@@ -489,7 +481,8 @@ def _rules(ck: Checker) -> None:
     # ---- detection limit and censoring
     limit = t["detection_limit"]
     ck.flag(measure.eq("fraction_of_dose").fillna(False) & (limit > 1).fillna(False), "detection_limit",
-            "a fraction of dose between 0 and 1 (same unit as the measure)", uses=["measure"])
+            lambda i: _join("a fraction of dose between 0 and 1 (same unit as the measure)",
+                            percent_hint(limit[i], "unit")), uses=["measure"])
     ck.flag(censored & ~ind, "censored",
             "none for a summary row (censoring applies to individual rows; a published '< x' is an "
             "upper_bound row)", uses=["row_kind"])
@@ -600,7 +593,10 @@ def _finalise(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-SPEC = TableSpec(kind="fate", columns=COLUMNS, rules=_rules, key=KEY, finalise=_finalise)
+# An explicit unit percent converts a fraction_of_dose row to fractions before any rule (docs/data_schema.md).
+PERCENT = PercentUnit("unit", ("value", "spread", "value_min", "value_max", "detection_limit"),
+                      when=("measure", "fraction_of_dose"))
+SPEC = TableSpec(kind="fate", columns=COLUMNS, rules=_rules, key=KEY, finalise=_finalise, percent=PERCENT)
 
 # ------------------------------------------------------------------------------------------------------ reading
 

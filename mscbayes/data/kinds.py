@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from .validation import Table, frame_sha256, read_csv_text
+from .validation import Table, _header_key, frame_sha256, read_csv_header
 
 __all__ = ["TABLE_KINDS", "TableKindError", "detect_table_kind", "data_readers"]
 
@@ -29,10 +29,10 @@ class TableKindError(ValueError):
 
 def _columns(source) -> set[str]:
     if isinstance(source, pd.DataFrame):
-        return {str(c).strip().lower() for c in source.columns}
+        return {_header_key(c) for c in source.columns}
     if hasattr(source, "frame"):
         return _columns(source.frame)
-    return {str(c).strip().lower() for c in read_csv_text(source).columns}
+    return {_header_key(c) for c in read_csv_header(source)}
 
 
 def detect_table_kind(source) -> str:

@@ -230,12 +230,17 @@ def read_invivo_table(path_or_frame) -> Table:
         df = df.copy()  # number rows as in a CSV with a header before the parts are separated
         df["source_row"] = np.arange(2, len(df) + 2)
     if (part == "fate").all() and "part" not in df.columns:
-        return fate_mod.read_fate_table(path_or_frame)
+        if isinstance(path_or_frame, pd.DataFrame):
+            return fate_mod.read_fate_table(path_or_frame)
+        return read_table(df, fate_mod.SPEC, fate_mod.FateTable, file=name)  # the file is read once
     problems: list[Problem] = []
     valid: dict[str, pd.DataFrame] = {}
+    notices: list[str] = []
     for p, rows in split_parts(df).items():
         try:
-            valid[p] = validate_frame(rows, _SPECS[p], file=name)
+            found: list[str] = []
+            valid[p] = validate_frame(rows, _SPECS[p], file=name, notices=found)
+            notices.extend(f"{p} rows, {n}" for n in found)
         except DataValidationError as e:
             problems.extend(e.problems)
     if "fate" in valid and "outcome" in valid:
@@ -251,7 +256,7 @@ def read_invivo_table(path_or_frame) -> Table:
     frame = _tidy_union(frames)
     cols = [c for c in frame.columns if c != "part"] + ["part"]
     frame = frame[cols]
-    return InVivoTable(kind="invivo", frame=frame, source=name, sha256=frame_sha256(frame))
+    return InVivoTable(kind="invivo", frame=frame, source=name, sha256=frame_sha256(frame), notices=tuple(notices))
 
 
 def _fate_arms_known(fate: pd.DataFrame, outcome: pd.DataFrame, name: str) -> list[Problem]:

@@ -21,13 +21,18 @@ A cell that fails one stage is marked bad and is skipped by the later stages, so
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
+import gzip
 import hashlib
 import io
 import math
 import os
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -43,11 +48,15 @@ __all__ = [
     "Checker",
     "Table",
     "read_csv_text",
+    "read_csv_header",
     "validate_frame",
     "read_table",
     "frame_sha256",
     "DATAFRAME_NAME",
     "USER_COLUMN_PREFIXES",
+    "PercentUnit",
+    "percent_hint",
+    "READ_BLOCK_ROWS",
 ]
 
 DATAFRAME_NAME = "<DataFrame>"
@@ -95,20 +104,61 @@ def _sort_key(p: Problem, order: Mapping[str, int]) -> tuple:
 
 
 class DataValidationError(ValueError):
-    """All the problems found in one file. str(err): a header line "data.csv: 3 problems", then one line each."""
+    """All the problems found in one file. str(err): a header line "data.csv: 3 problems", then one line each.
+
+    A long list is capped on screen: beyond `PRINT_LIMIT` problems, str(err) shows the first `per_column` of
+    each column (problems without a column count as one more column) and how many more each has; set
+    `per_column` (None = every problem) and `full_list` (where the whole list is) to change it.
+    `err.problems` always holds every problem and `write_csv(path)` writes them all.
+    """
+
+    PRINT_LIMIT = 200
+    PER_COLUMN = 10
 
     def __init__(self, problems: Sequence[Problem], file: str | None = None):
         self.problems: list[Problem] = list(problems)
         self.file = file if file is not None else (self.problems[0].file if self.problems else DATAFRAME_NAME)
-        super().__init__(self._message())
+        self.per_column: int | None = self.PER_COLUMN if len(self.problems) > self.PRINT_LIMIT else None
+        self.full_list = "every problem is in DataValidationError.problems, or write them with write_csv(path)"
+        super().__init__(self._head())  # the text is built when shown: a long list is not kept twice
+
+    def _head(self) -> str:
+        n = len(self.problems)
+        return f"{self.file}: {n} problem{'s' if n != 1 else ''}"
 
     def _message(self) -> str:
-        n = len(self.problems)
-        head = f"{self.file}: {n} problem{'s' if n != 1 else ''}"
-        return "\n".join([head] + [f"  {p}" for p in self.problems])
+        if self.per_column is None:
+            return "\n".join([self._head()] + [f"  {p}" for p in self.problems])
+        shown: dict[str | None, int] = {}
+        lines = []
+        for p in self.problems:
+            k = shown.get(p.column, 0)
+            shown[p.column] = k + 1
+            if k < self.per_column:
+                lines.append(f"  {p}")
+        more = [f"{n - self.per_column} more in column '{c}'" if c is not None else
+                f"{n - self.per_column} more without a column" for c, n in shown.items() if n > self.per_column]
+        if not more:
+            return "\n".join([self._head()] + lines)
+        head = f"{self._head()} (the first {self.per_column} of each column are shown)"
+        return "\n".join([head] + lines + [f"  ... and {', '.join(more)}; {self.full_list}"])
 
     def __str__(self) -> str:
         return self._message()
+
+    def write_csv(self, path) -> Path:
+        """Every problem as CSV (file,row,column,value,expected; one line each), written atomically."""
+        from mscbayes.provenance import atomic_write
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh, lineterminator="\n")
+                w.writerow(["file", "row", "column", "value", "expected"])
+                for p in self.problems:
+                    w.writerow([p.file, "" if p.row is None else p.row, p.column or "",
+                                "" if p.value is None else str(p.value), p.expected])
+
+        return atomic_write(path, write, force=True, what="problems file")
 
     def __reduce__(self):
         return (self.__class__, (self.problems, self.file))
@@ -126,18 +176,139 @@ def _show_bytes(text: str) -> str:
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
+#: Rows read at a time: memory while reading is the compact columns so far plus one block of Python strings.
+READ_BLOCK_ROWS = 10_000
 
-def read_csv_text(path) -> pd.DataFrame:
-    """Read a comma-separated file as strings, with the file's line numbers as the index (named "line").
+_XLS_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # OLE2 compound file: Excel 97-2003 .xls (or .doc, .ppt)
+_GZIP_MAGIC = b"\x1f\x8b"
+_SAVE_AS_CSV = "export it as CSV (in Excel or LibreOffice: File > Save As > 'CSV UTF-8') and validate that file"
 
-    Every cell is a str (nothing is turned into NaN: an empty cell is ""). Blank lines and lines whose fields
-    are all empty are skipped. Raises `DataValidationError` (never a traceback) when the file is missing,
-    empty or header-only, not UTF-8 (each bad line, its column and byte named), not comma-separated, or has
-    rows with a different number of fields than the header. A UTF-8 byte-order mark is accepted.
-    Quoted fields may span lines; a row's number is the line on which it starts.
-    """
-    name = os.fspath(path) if not isinstance(path, str) else path
-    name = str(name)
+
+def _zip_kind(name: str) -> str:
+    """What a ZIP container is, from its member names (Office Open XML and OpenDocument are ZIP files)."""
+    try:
+        with zipfile.ZipFile(name) as z:
+            names = z.namelist()
+            mimetype = z.read("mimetype").decode("ascii", "replace") if "mimetype" in names else ""
+    except (zipfile.BadZipFile, OSError, KeyError):
+        return "a damaged ZIP archive"
+    if any(n.startswith("xl/") for n in names):
+        return "an Excel workbook (.xlsx)"
+    if "spreadsheet" in mimetype:
+        return "an OpenDocument spreadsheet (.ods)"
+    if any(n.startswith("word/") for n in names) or "text" in mimetype:
+        return "a word-processor document"
+    return "a ZIP archive"
+
+
+def _binary_kind(name: str, head: bytes) -> str | None:
+    """Plain words for a file that is not CSV text ("an Excel workbook (.xlsx)"), from its first bytes; None
+    for text. Magic numbers: ZIP 'PK\\x03\\x04', OLE2 D0 CF 11 E0, PDF '%PDF', UTF-16 byte-order marks."""
+    if head.startswith(b"PK\x03\x04"):
+        return _zip_kind(name)
+    if head.startswith(_XLS_MAGIC):
+        return "an Excel 97-2003 workbook (.xls) or another Microsoft Office file"
+    if head.startswith(b"%PDF"):
+        return "a PDF document"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16 text (Excel's 'Unicode Text')"
+    if b"\x00" in head:
+        return "a binary file"
+    return None
+
+
+def _open_text(name: str, fail):
+    """The file as a text stream (UTF-8, undecodable bytes kept as surrogates, BOM dropped); a gzip file is
+    decompressed transparently. Files that are not CSV text are refused with what they are."""
+    try:
+        with open(name, "rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        fail(f"expected a readable CSV file, but it could not be read ({exc.strerror or exc})")
+    opener = open
+    if head.startswith(_GZIP_MAGIC):
+        opener = gzip.open
+        try:
+            with gzip.open(name, "rb") as fh:
+                head = fh.read(4096)
+        except (OSError, EOFError, zlib.error) as exc:
+            fail(f"expected a CSV file; this is a gzip-compressed file that cannot be decompressed ({exc})")
+    what = _binary_kind(name, head)
+    if what is not None:
+        fail(f"expected a CSV text file, but this is {what}: {_SAVE_AS_CSV}")
+    if len(head) < 4096 and not head.removeprefix(b"\xef\xbb\xbf").strip():
+        fail("expected a header line with column names and at least one data row, but the file is empty")
+    return opener(name, "rt", encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def _bad_byte_problems(name: str, line: int, fields: list[str], header: list[str] | None) -> list[Problem]:
+    """One problem per field with an undecodable byte: its line, column and byte."""
+    out = []
+    for j, f in enumerate(fields):
+        m = _SURROGATE.search(f)
+        if m:
+            byte = ord(m.group()) - 0xDC00
+            col = None
+            if header is not None and j < len(header) and not _SURROGATE.search(header[j]):
+                col = header[j].strip()
+            where = f"byte 0x{byte:02x} at character {m.start() + 1} of the value"
+            out.append(Problem(
+                name, line, col, _show_bytes(f.strip()),
+                f"UTF-8 text, but {where} is not valid UTF-8 (the file looks Latin-1/Windows-1252 encoded; "
+                "save it as 'CSV UTF-8')",
+            ))
+    return out
+
+
+def _repeated_header(fields: list[str], header_keys: list[str]) -> str | None:
+    """Words for a data row that is the header again (two CSV files pasted together), else None."""
+    keys = [_header_key(f) for f in fields if f.strip()]
+    if keys == header_keys:
+        return "repeats the header (two files pasted together?): delete it"
+    if len(keys) > 1 and sorted(keys) == sorted(header_keys):
+        return ("repeats the header with the columns in another order (two files pasted together?): move the "
+                "rows below it into the first header's column order and delete it")
+    return None
+
+
+class _Columns:
+    """Columns of strings built a block of rows at a time: each block becomes compact string arrays, so the
+    Python string of every cell lives only while its block is read."""
+
+    def __init__(self, width: int):
+        self.width = width
+        self.block: list[list[str]] = []
+        self.parts: list[list[pd.Series]] = [[] for _ in range(width)]
+
+    def add(self, fields: list[str]):
+        self.block.append(fields)
+        if len(self.block) >= READ_BLOCK_ROWS:
+            self.flush()
+
+    def flush(self):
+        if not self.block:
+            return
+        for j, col in enumerate(zip(*self.block)):
+            self.parts[j].append(pd.Series(col, dtype="str"))
+        self.block = []
+
+    def frame(self, header: list[str], lines: list[int]) -> pd.DataFrame:
+        self.flush()
+        cols = {}
+        for j in range(self.width):
+            s = pd.concat(self.parts[j], ignore_index=True) if self.parts[j] else pd.Series([], dtype="str")
+            self.parts[j] = []
+            cols[j] = s
+        frame = pd.DataFrame(cols)
+        frame.columns = list(header)
+        frame.index = pd.Index(lines, name="line")
+        return frame
+
+
+def _existing_file(path):
+    """The path as a string and a `fail(expected, row=None, ...)` raising one problem; fails now if the path
+    is missing or a directory."""
+    name = str(os.fspath(path))
 
     def fail(expected: str, row=None, column=None, value=None):
         raise DataValidationError([Problem(name, row, column, value, expected)], name)
@@ -146,83 +317,100 @@ def read_csv_text(path) -> pd.DataFrame:
         fail(f"expected a CSV file here, but there is no such file ({os.path.abspath(name)})")
     if os.path.isdir(name):
         fail("expected a CSV file, but this is a directory")
-    try:
-        with open(name, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        fail(f"expected a readable CSV file, but it could not be read ({exc.strerror or exc})")
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    if not raw.strip():
-        fail("expected a header line with column names and at least one data row, but the file is empty")
+    return name, fail
 
-    text = raw.decode("utf-8", "surrogateescape")
-    records: list[tuple[int, list[str]]] = []
-    reader = csv.reader(io.StringIO(text, newline=""))
+
+def read_csv_header(path) -> list[str]:
+    """The column names of a CSV file (its first non-blank line), refusing a missing, empty or non-CSV file as
+    `read_csv_text` does; the rest of the file is not read (telling a table's kind needs only its header)."""
+    name, fail = _existing_file(path)
+    try:
+        with _open_text(name, fail) as fh:
+            for fields in csv.reader(fh):
+                if fields and any(f.strip() for f in fields):
+                    return fields
+    except csv.Error as exc:
+        fail(f"expected well-formed CSV ({exc}; check the quotes on the header line)")
+    except (OSError, EOFError, zlib.error) as exc:
+        fail(f"expected a readable CSV file, but reading it failed ({exc})")
+    fail("expected a header line with column names and at least one data row, but the file has only empty lines")
+
+
+def read_csv_text(path) -> pd.DataFrame:
+    """Read a comma-separated file as strings, with the file's line numbers as the index (named "line").
+
+    Every cell is a str (nothing is turned into NaN: an empty cell is ""). Blank lines and lines whose fields
+    are all empty are skipped. A gzip-compressed file is decompressed transparently. Raises
+    `DataValidationError` (never a traceback) when the file is missing, empty or header-only, not CSV text (an
+    Excel workbook, a PDF ... is named as such), not UTF-8 (each bad line, its column and byte named), not
+    comma-separated, repeats its header further down (one problem per repeated line), or has rows with a
+    different number of fields than the header. A UTF-8 byte-order mark is accepted. Quoted fields may span
+    lines; a row's number is the line on which it starts. The file is read a block of rows at a time
+    (`READ_BLOCK_ROWS`), so memory stays near the size of the table's compact string columns.
+    """
+    name, fail = _existing_file(path)
+    problems: list[Problem] = []
+    header: list[str] | None = None
+    columns: _Columns | None = None
+    lines: list[int] = []
+    n_rows = 0
     next_line = 1
     try:
-        for fields in reader:
-            start, next_line = next_line, reader.line_num + 1
-            if not fields or all(not f.strip() for f in fields):
-                continue
-            records.append((start, fields))
+        with _open_text(name, fail) as fh:
+            reader = csv.reader(fh)
+            for fields in reader:
+                start, next_line = next_line, reader.line_num + 1
+                if not fields or all(not f.strip() for f in fields):
+                    continue
+                bad_bytes = _SURROGATE.search(",".join(fields)) is not None
+                if header is None:
+                    header = fields
+                    header_keys = [_header_key(h) for h in header if h.strip()]
+                    first_keys = {h.strip().lower() for h in header}
+                    columns = _Columns(len(header))
+                    if bad_bytes:
+                        problems.extend(_bad_byte_problems(name, start, fields, None))
+                    continue
+                if bad_bytes:
+                    problems.extend(_bad_byte_problems(name, start, fields, header))
+                    continue
+                n_rows += 1
+                if fields[0].strip().lower() in first_keys:
+                    words = _repeated_header(fields, header_keys)
+                    if words:
+                        problems.append(Problem(name, start, None, None, f"this line {words}"))
+                        continue
+                k, m = len(fields), len(header)
+                if k > m and all(not f.strip() for f in fields[m:]):
+                    fields = fields[:m]  # trailing empty cells, as spreadsheet exports often write
+                elif k != m:
+                    problems.append(Problem(
+                        name, start, None, None,
+                        f"expected every row to have the header's {m} fields, but this line has {k} "
+                        "(a comma inside a value must be enclosed in double quotes)",
+                    ))
+                    continue
+                if not problems:  # once the file is known to be bad, only its problems are collected
+                    columns.add(fields)
+                    lines.append(start)
     except csv.Error as exc:
         fail(f"expected well-formed CSV ({exc}; check the quotes on this line)", row=next_line)
-    if not records:
+    except (OSError, EOFError, zlib.error) as exc:
+        fail(f"expected a readable CSV file, but reading it failed at line {next_line} ({exc})")
+    if header is None:
         fail("expected a header line with column names and at least one data row, but the file has only empty lines")
-
-    header_line, header = records[0]
-    rows = records[1:]
-    problems: list[Problem] = []
-
-    # undecodable bytes: name the line, the column and the byte
-    for line, fields in records:
-        for j, f in enumerate(fields):
-            m = _SURROGATE.search(f)
-            if m:
-                byte = ord(m.group()) - 0xDC00
-                col = None
-                if line != header_line and j < len(header) and not _SURROGATE.search(header[j]):
-                    col = header[j].strip()
-                where = f"byte 0x{byte:02x} at character {m.start() + 1} of the value"
-                problems.append(Problem(
-                    name, line, col, _show_bytes(f.strip()),
-                    f"UTF-8 text, but {where} is not valid UTF-8 (the file looks Latin-1/Windows-1252 encoded; "
-                    "save it as 'CSV UTF-8')",
-                ))
-    if problems:
-        raise DataValidationError(problems, name)
-
-    if len(header) == 1:
+    if len(header) == 1 and not problems:
         for delim, word in _DELIMITER_NAMES.items():
             if delim in header[0]:
                 shown = header[0].strip()
                 shown = repr(shown if len(shown) <= 60 else shown[:57] + "...")
                 fail(f"expected comma-separated values; this file looks {word}-separated (header {shown}); "
                      "save it as CSV with commas between values")
-    if not rows:
-        fail("expected at least one data row after the header line, but the file has only the header")
-
-    m = len(header)
-    out_rows, lines = [], []
-    for line, fields in rows:
-        k = len(fields)
-        if k > m and all(not f.strip() for f in fields[m:]):
-            fields = fields[:m]  # trailing empty cells, as spreadsheet exports often write
-        elif k != m:
-            problems.append(Problem(
-                name, line, None, None,
-                f"expected every row to have the header's {m} fields, but this line has {k} "
-                "(a comma inside a value must be enclosed in double quotes)",
-            ))
-            continue
-        out_rows.append(fields)
-        lines.append(line)
     if problems:
         raise DataValidationError(problems, name)
-    frame = pd.DataFrame(out_rows, columns=list(header), dtype=str)
-    frame.index = pd.Index(lines, name="line")
-    return frame
+    if n_rows == 0:
+        fail("expected at least one data row after the header line, but the file has only the header")
+    return columns.frame(header, lines)
 
 
 # -------------------------------------------------------------------------------------------------- vocabulary
@@ -490,6 +678,7 @@ class TableSpec:
     key: tuple[str, ...] = ()
     key_note: str = ""
     finalise: Callable[[pd.DataFrame], pd.DataFrame] | None = None  # derived defaults on the valid frame
+    percent: "PercentUnit | None" = None  # rows whose unit says percent are converted to fractions
 
     def column(self, name: str) -> ColumnSpec:
         for c in self.columns:
@@ -502,8 +691,26 @@ class TableSpec:
         return tuple(c.name for c in self.columns)
 
 
+@dataclass(frozen=True)
+class PercentUnit:
+    """An explicit percent unit: in rows whose `column` is `percent` (and, with `when`, whose column when[0]
+    is when[1]), the `values` columns are divided by 100 and the unit becomes `fraction` before any check,
+    so every rule sees fractions. A unit is never guessed from the values (docs/data_schema.md)."""
+
+    column: str
+    values: tuple[str, ...]
+    percent: str = "percent"
+    fraction: str = "fraction"
+    when: tuple[str, str] | None = None
+
+
 def _header_key(h: str) -> str:
-    return re.sub(r"[\s\-]+", "_", str(h).strip().lower())
+    """A header as a column name: case, spaces, hyphens, brackets and Greek letters ignored
+    ("Diameter mean (µm)" -> "diameter_mean_um", "Time h" -> "time_h")."""
+    s = str(h).strip().lower()
+    for k, v in _GREEK.items():
+        s = s.replace(k, v)
+    return re.sub(r"[\s\-()\[\]]+", "_", s).strip("_")
 
 
 def _is_user_column(h: str) -> bool:
@@ -631,6 +838,14 @@ def _map_unique(s: pd.Series, fn) -> list:
 def _column_text(s: pd.Series) -> list[str]:
     """A column as stripped strings ("" = empty), whatever its dtype."""
     return _map_unique(s.astype(object), _as_text)
+
+
+def _raw_column(s: pd.Series) -> pd.Series:
+    """A column as stripped strings ("" = empty) on the index 0..n-1. A string column (as `read_csv_text`
+    returns) that needs no stripping is shared, not copied: a long table is not held twice."""
+    if isinstance(s.dtype, pd.StringDtype) and not s.isna().any() and s.str.strip().eq(s).all():
+        return s.reset_index(drop=True)
+    return pd.Series(_column_text(s), dtype="str")
 
 
 def _is_na(v) -> bool:
@@ -814,20 +1029,101 @@ def _cell_problem_text(raw: str, spec: ColumnSpec) -> str:
     return spec.describe()
 
 
+def percent_hint(value, unit_column: str = "") -> str:
+    """The "divide by 100" hint (docs/data_schema.md, General rules) for a value of a 0-1 column that looks
+    like a percentage (1 < value <= 100), else ""; names the unit column when the table has one."""
+    if not isinstance(value, (int, float, np.integer, np.floating)) or not 1 < float(value) <= 100:
+        return ""
+    hint = "this looks like a percentage: divide by 100"
+    return hint + (f", or write percent in '{unit_column}'" if unit_column else "")
+
+
 def _range_problem_text(raw: str, value, spec: ColumnSpec) -> str:
-    hint = ""
-    if spec.fraction and isinstance(value, (int, float)) and 1 < value <= 100:
-        hint = "this looks like a percentage: divide by 100"
-    return _join(spec.describe(), hint)
+    return _join(spec.describe(), percent_hint(value) if spec.fraction else "")
 
 
-def validate_frame(df: pd.DataFrame, spec: TableSpec, file: str = DATAFRAME_NAME) -> pd.DataFrame:
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def _readings_notice(column: str, pairs: list[tuple[str, str, int]], limit: int = 5) -> str | None:
+    """One notice line for a column: "route: 'IV' read as 'intravenous' (12 rows), ..." (most frequent first)."""
+    if not pairs:
+        return None
+    pairs = sorted(pairs, key=lambda p: -p[2])
+    shown = ", ".join(f"{v!r} read as {c!r} ({_plural(k, 'row')})" for v, c, k in pairs[:limit])
+    more = f", and {_plural(len(pairs) - limit, 'other spelling')}" if len(pairs) > limit else ""
+    return f"{column}: {shown}{more}"
+
+
+def _alias_pairs(original: pd.Series, canonical: Callable[[str], str | None]) -> list[tuple[str, str, int]]:
+    """(text as written, canonical value, rows) for every distinct cell text that a vocabulary changes
+    (an alias, another case, surrounding spaces); unknown values are left to the problems."""
+    counts = original.astype(object).value_counts(sort=False)
+    pairs = []
+    for v, k in counts.items():
+        if not isinstance(v, str) or not v.strip():
+            continue
+        canon = canonical(v.strip())
+        if canon is not None and canon != v:
+            pairs.append((v, canon, int(k)))
+    return pairs
+
+
+def _header_notice(headers: list[str], rename: dict[int, str], spec: TableSpec) -> str | None:
+    """One notice line for headers read as a schema column under another spelling."""
+    names = set(spec.names)
+    pairs = [(headers[j], key) for j, key in rename.items() if key in names and headers[j] != key]
+    if not pairs:
+        return None
+    return "headers: " + ", ".join(f"{h!r} read as {k!r}" for h, k in pairs)
+
+
+def _convert_percent(spec: TableSpec, typed: pd.DataFrame, bad: pd.DataFrame, lines: np.ndarray):
+    """Divide the `spec.percent` columns by 100 in rows whose unit says percent; the rows' lines and a notice."""
+    pu = spec.percent
+    if pu is None:
+        return set(), None
+    rows = typed[pu.column].eq(pu.percent).fillna(False) & ~bad[pu.column]
+    if pu.when is not None:
+        rows &= typed[pu.when[0]].eq(pu.when[1]).fillna(False) & ~bad[pu.when[0]]
+    if not rows.any():
+        return set(), None
+    mask = rows.to_numpy()
+    for c in pu.values:
+        typed.loc[mask, c] = typed.loc[mask, c] / 100
+    typed.loc[mask, pu.column] = pu.fraction
+    converted = [int(x) for x in lines[mask]]
+    shown = ", ".join(str(r) for r in converted[:10]) + (" ..." if len(converted) > 10 else "")
+    what = f" of {pu.when[0]} {pu.when[1]}" if pu.when else ""
+    notice = (f"{pu.column}: {_plural(len(converted), 'row')}{what} in {pu.percent} (rows {shown}): "
+              f"{', '.join(pu.values)} divided by 100 and read as {pu.fraction}s")
+    return set(converted), notice
+
+
+def _note_percent(problems: list[Problem], start: int, converted: set[int], spec: TableSpec) -> None:
+    """Problems found after the percent conversion, in a converted cell, say that the value was divided by 100."""
+    if not converted:
+        return
+    cols = set(spec.percent.values)
+    for k in range(start, len(problems)):
+        p = problems[k]
+        if p.row in converted and p.column in cols:
+            problems[k] = dataclasses.replace(
+                p, expected=f"{p.expected} (unit {spec.percent.percent}: this value was divided by 100)")
+
+
+def validate_frame(df: pd.DataFrame, spec: TableSpec, file: str = DATAFRAME_NAME,
+                   notices: list[str] | None = None) -> pd.DataFrame:
     """Validate a frame of strings (or values) against `spec`; return the canonical typed frame.
 
     Row numbers: taken from a `source_row` column if present, else from an index named "line" (as returned
     by `read_csv_text`), else counted as in a CSV with a header (first row = line 2).
-    Raises DataValidationError listing every problem found.
+    Raises DataValidationError listing every problem found. `notices`, when given, receives one line per
+    column whose cells were read under another spelling (aliases, case, spaces: "route: 'IV' read as
+    'intravenous' (12 rows)"), one for renamed headers and one for rows converted from percent.
     """
+    found: list[str | None] = []
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
     lines, df = _line_numbers(df)
@@ -840,14 +1136,16 @@ def validate_frame(df: pd.DataFrame, spec: TableSpec, file: str = DATAFRAME_NAME
             file, None, None, None, "expected at least one data row after the header, but there are none")])
     headers = [str(h) for h in df.columns]
     rename, problems, absent_required, nameless = _check_headers(spec, headers, file)
+    found.append(_header_notice(headers, rename, spec))
 
     # raw strings (stripped), canonical column names, internal index 0..n-1
     raw = pd.DataFrame(index=pd.RangeIndex(len(df)))
     for j, col in enumerate(df.columns):
-        vals = _column_text(df.iloc[:, j])
         if j in rename:
-            raw[rename[j]] = vals
-        elif j in nameless and any(vals):
+            raw[rename[j]] = _raw_column(df.iloc[:, j])
+            continue
+        vals = _column_text(df.iloc[:, j]) if j in nameless else []
+        if any(vals):
             k = next(i for i, v in enumerate(vals) if v)
             problems.append(Problem(file, int(lines[k]), None, vals[k],
                                     f"a header for every filled column, but column {j + 1} has no header"))
@@ -864,8 +1162,13 @@ def validate_frame(df: pd.DataFrame, spec: TableSpec, file: str = DATAFRAME_NAME
 
     # ---- stage 2: cell parsing (pandera on normalised strings)
     norm = pd.DataFrame(index=raw.index)
+    source_of = {key: j for j, key in rename.items()}
     for c in spec.columns:
         col = raw[c.name]
+        if c.kind in ("category", "set") and c.name in source_of:
+            canon = c.vocabulary.normalise if c.kind == "category" else (
+                lambda v, voc=c.vocabulary: canonical_set(v, voc))
+            found.append(_readings_notice(c.name, _alias_pairs(df.iloc[:, source_of[c.name]], canon)))
         if c.kind == "category":
             f = lambda v, voc=c.vocabulary: (voc.normalise(v) or v) if v else None
         elif c.kind == "bool":
@@ -919,6 +1222,10 @@ def validate_frame(df: pd.DataFrame, spec: TableSpec, file: str = DATAFRAME_NAME
             out = out.astype(c.dtype)
         typed[c.name] = out
 
+    converted, percent_notice = _convert_percent(spec, typed, bad, lines)
+    found.append(percent_notice)
+    after_conversion = len(problems)
+
     # ---- stage 3: typed checks (pandera): ranges, required cells
     fc = _failure_cases(_typed_stage_schema(spec, checked), typed)
     for _, r in fc.iterrows():
@@ -945,18 +1252,22 @@ def validate_frame(df: pd.DataFrame, spec: TableSpec, file: str = DATAFRAME_NAME
     if spec.key:
         _check_key(checker, spec.key, spec.key_note)
     problems.extend(checker.problems)
+    _note_percent(problems, after_conversion, converted, spec)
 
     if problems:
         problems.sort(key=lambda p: _sort_key(p, order))
         raise DataValidationError(problems, file)
 
-    out = typed.copy()
+    out = typed  # no copy: the typed frame is not used after the checks (a long table is not held twice)
+    del checker, norm, bad
     for c in user_cols:
         out[c] = raw[c].astype("str")
+    del raw
     out["source_row"] = pd.Series(lines, index=out.index, dtype="int64")
-    out = out.reset_index(drop=True)
     if spec.finalise is not None:
         out = spec.finalise(out)
+    if notices is not None:
+        notices.extend(n for n in found if n)
     return out
 
 
@@ -1003,12 +1314,18 @@ def frame_sha256(frame: pd.DataFrame) -> str:
     with repr (shortest round-trip), booleans as true/false, missing values as empty cells.
     """
     cols = [c for c in frame.columns if c != "source_row"]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(cols)
-    texts = [_column_text(frame[c]) for c in cols]
-    w.writerows(zip(*texts))
-    return hashlib.sha256(buf.getvalue().encode("utf-8")).hexdigest()
+    digest = hashlib.sha256()
+
+    def feed(rows) -> None:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(rows)
+        digest.update(buf.getvalue().encode("utf-8"))
+
+    feed([cols])
+    for start in range(0, len(frame), READ_BLOCK_ROWS):  # a block at a time: the same bytes, bounded memory
+        block = frame.iloc[start:start + READ_BLOCK_ROWS]
+        feed(zip(*[_column_text(block[c]) for c in cols]))
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -1016,27 +1333,33 @@ class Table:
     """A validated table.
 
     kind: "fate", "coculture" or "nk"; frame: canonical dtypes and vocabulary, defaults filled, the file's
-    line of each row in `source_row`; source: the file name or "<DataFrame>"; sha256: `frame_sha256(frame)`.
+    line of each row in `source_row`; source: the file name or "<DataFrame>"; sha256: `frame_sha256(frame)`;
+    notices: one line per column whose cells (or headers) were read under another spelling or converted from
+    percent, e.g. "route: 'IV' read as 'intravenous' (12 rows)".
     """
 
     kind: str
     frame: pd.DataFrame = field(repr=False)
     source: str
     sha256: str
+    notices: tuple[str, ...] = field(default=(), compare=False)  # what was read under another spelling
 
     def __len__(self) -> int:
         return len(self.frame)
 
 
-def read_table(path_or_frame, spec: TableSpec, table_cls: type[Table] = Table) -> Table:
-    """Read a CSV path (or take a DataFrame), validate it against `spec` and wrap it in a Table."""
+def read_table(path_or_frame, spec: TableSpec, table_cls: type[Table] = Table, *, file: str | None = None) -> Table:
+    """Read a CSV path (or take a DataFrame), validate it against `spec` and wrap it in a Table (its
+    `notices` say which cells and headers were read under another spelling). `file` names a DataFrame
+    already read from a file (e.g. by `read_csv_text`) in messages."""
     if isinstance(path_or_frame, pd.DataFrame):
-        name = DATAFRAME_NAME
+        name = file or DATAFRAME_NAME
         df = path_or_frame
     elif isinstance(path_or_frame, (str, os.PathLike)):
         name = os.fspath(path_or_frame)
         df = read_csv_text(path_or_frame)
     else:
         raise TypeError(f"expected a file path or a pandas DataFrame, got {type(path_or_frame).__name__}")
-    frame = validate_frame(df, spec, file=name)
-    return table_cls(kind=spec.kind, frame=frame, source=name, sha256=frame_sha256(frame))
+    notices: list[str] = []
+    frame = validate_frame(df, spec, file=name, notices=notices)
+    return table_cls(kind=spec.kind, frame=frame, source=name, sha256=frame_sha256(frame), notices=tuple(notices))

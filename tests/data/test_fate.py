@@ -142,9 +142,11 @@ CELL_CASES = [
     ("bad_source", {6: {"source": "Lee et al. 2009"}}, 6, "source", "Lee et al. 2009",
      ["a DOI (10.xxxx/...) or a PMCID (PMC1234567)"]),
     ("unit_wrong_for_measure", {2: {"unit": "cells"}}, 2, "unit", "cells", ["'fraction' for measure fraction_of_dose"]),
-    ("percent_everywhere", {2: {"unit": "%", "value": "82"}, 3: {"unit": "%", "value": "5"},
-                            4: {"unit": "%"}, 5: {"unit": "%", "value": "30"}, 9: {"unit": "%"}},
-     2, "unit", "%", ["convert percentages to fractions (divide by 100)"]),
+    ("fraction_written_as_percent", {3: {"value": "5"}}, 3, "value", "5",
+     ["a fraction of dose between 0 and 1", "this looks like a percentage: divide by 100, or write percent in 'unit'"]),
+    ("percent_above_100", {2: {"unit": "%", "value": "182"}}, 2, "value", "182",
+     ["a fraction of dose between 0 and 1", "(unit percent: this value was divided by 100)"]),
+    ("percent_for_cells", {6: {"unit": "%"}}, 6, "unit", "%", ["'cells' for measure cells"]),
     ("censored_summary_row", {6: {"censored": "below_limit"}}, 6, "censored", "below_limit",
      ["censoring applies to individual rows", "upper_bound row"]),
     ("subject_two_arms", {3: {"arm": "heat-inactivated"}}, 3, "arm", "heat-inactivated",
@@ -167,18 +169,17 @@ def test_bad_cell(tmp_path, changes, row, column, value, expected):
     assert str(err).splitlines()[0] == f"{path}: {len(err.problems)} problem{'s' if len(err.problems) > 1 else ''}"
 
 
-def test_percent_everywhere_flags_every_percent_row(tmp_path):
-    path = mutated(tmp_path, {line: {"unit": "%"} for line in (2, 3, 4, 5, 9)} | {2: {"unit": "%", "value": "82"}})
-    err = errors_of(path)
-    assert [(p.row, p.column) for p in err.problems] == [(r, "unit") for r in (2, 3, 4, 5, 9)]
-
-
-def test_mixed_units(tmp_path):
-    path = mutated(tmp_path, {3: {"unit": "%", "value": "5"}})
-    err = errors_of(path)
-    assert_reported(err, str(path), 3, "unit", "%",
-                    "'fraction' like the other fraction_of_dose rows (rows 2, 4, 5, 9)",
-                    "mixes percent and fraction units", "convert percentages to fractions (divide by 100)")
+def test_percent_unit_is_converted_to_fractions(tmp_path):
+    """An explicit unit percent is read as value / 100 (docs/data_schema.md, Measures and units), mixed with
+    fraction rows or not; the validated table is the one written in fractions, with one notice."""
+    percent = read_fate_table(mutated(tmp_path, {2: {"unit": "%", "value": "82", "detection_limit": "0.1"},
+                                                 9: {"unit": "percent", "value_max": "1"}}, name="pct.csv"))
+    assert percent.frame.equals(read_fate_table(CLEAN).frame)
+    assert percent.sha256 == read_fate_table(CLEAN).sha256
+    assert list(percent.notices) == [
+        "unit: '%' read as 'percent' (1 row)",
+        "unit: 2 rows of measure fraction_of_dose in percent (rows 2, 9): value, spread, value_min, value_max, "
+        "detection_limit divided by 100 and read as fractions"]
 
 
 def test_harvested_subject_cannot_be_imaged_later(tmp_path):
