@@ -294,7 +294,7 @@ def compare(fits: list[Path] = typer.Argument(..., help="two or more fit files m
         if out_path is not None:
             ensure_writable(out_path, force=force, what="comparison file")
             out_path.parent.mkdir(parents=True, exist_ok=True)
-        loaded = [Fit.load(f, rebuild=False) for f in fits]
+        loaded = [Fit.load(f) for f in fits]  # rebuilt: a fit whose data or priors were altered is refused
         result = api.compare([str(f) for f in fits], group=group or "default", out=out_path, seed=seed, force=force,
                              kfold=modes[kfold])
         out.print(result.table.to_string(), markup=False)
