@@ -429,10 +429,9 @@ def _load_data(spec: DatasetSpec, analysis: Analysis, data_dir: Path) -> _Data:
         if family.simulate is None:
             raise AnalysisError(f"data set {spec.name}: the {family.label} model has no simulator")
         if spec.source == "design":
-            doc = tomllib.loads(Path(spec.value).read_text(encoding="utf-8"))
-            design = family.load_design(doc, source=str(spec.value))
+            design = family.read_design(Path(spec.value))
         else:
-            design = family.load_design(dict(spec.value), source=f"[datasets.simulate] of {spec.name}")
+            design = family.read_design(dict(spec.value), source=f"[datasets.simulate] of {spec.name}")
         generate = family.check_hypothesis(spec.generate) if spec.generate else None
         frame = family.simulate(design, seed=int(spec.seed), params=spec.truth, hypothesis=generate)
         kind = detect_table_kind(frame)

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -72,11 +71,7 @@ def simulate(design, *, model: str | None = None, seed: int = 0, params: Mapping
     family = families.get(model) if model else families.simulator_for(hypothesis)
     if family.simulate is None:
         raise ValueError(f"the {family.label} model has no simulator")
-    if isinstance(design, (str, os.PathLike)):
-        path = Path(design)
-        design = family.load_design(tomllib.loads(path.read_text(encoding="utf-8")), source=str(path))
-    elif isinstance(design, Mapping):
-        design = family.load_design(dict(design), source="<design>")
+    design = family.read_design(design)
     hypothesis = family.check_hypothesis(hypothesis) if hypothesis else None
     return family.simulate(design, seed=seed, params=dict(params) if params else None, hypothesis=hypothesis)
 

@@ -22,8 +22,10 @@ from rich.console import Console
 
 from . import __version__
 
-EXIT_CODES = {0: "success", 1: "invalid data (every problem is listed with its file, row and column)",
-              2: "a usage error: a missing file, an unknown option, model or hypothesis, a bad analysis file",
+EXIT_CODES = {0: "success", 1: "invalid data (every problem is listed with its file, row and column), or a fit "
+                             "file whose data or priors were altered after it was written",
+              2: "a usage error: a missing file, an unknown option, model or hypothesis, a bad analysis file, a "
+                 "file that is not the fit, comparison or run it was given as",
               3: "a fit failed its diagnostics (it is still written, marked UNTRUSTWORTHY)",
               4: "an internal error of mscbayes (please report it with the command and the message)"}
 _EPILOG = "Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()) + "."
@@ -44,6 +46,22 @@ def _fail(message: str, code: int = 2):
     raise typer.Exit(code)
 
 
+def _sampler_settings(**options):
+    """`SamplerSettings` from command-line options (draws, tune, chains, sampler); a bad value is a usage error
+    naming its option (the bounds are SamplerSettings' own)."""
+    from .inference import SamplerSettings
+
+    try:
+        return SamplerSettings(**options)
+    except ValueError as e:
+        raise UserError(str(e).replace("SamplerSettings.", "--")) from None
+
+
+def _check_seed(seed: int) -> None:
+    if seed < 0:
+        raise UserError(f"--seed must be an integer >= 0, got {seed}")
+
+
 def _guard(fn):
     """Run a command body; expected failures become one plain message and their exit code, anything else an
     internal error (exit 4) that says how to report it."""
@@ -55,9 +73,10 @@ def _guard(fn):
     from .data.registry import DatasetsNotFoundError, UnknownDatasetError
     from .data.validation import DataValidationError
     from .families.contract import ModelDataError
-    from .families.fate.simulate import DesignError
+    from .families.contract import DesignError
     from .inference import FitMismatchError
     from .priors import PriorError
+    from .provenance import ResultFileError
     from .recovery import RecoveryError
     from .analysis import AnalysisError
 
@@ -67,10 +86,10 @@ def _guard(fn):
         raise
     except DataValidationError as e:
         _fail(str(e), 1)
-    except (ModelDataError, TableKindError) as e:
+    except (ModelDataError, TableKindError, FitMismatchError) as e:
         _fail(str(e), 1)
     except (DesignError, PriorError, UserError, AnalysisError, RecoveryError, FileExistsError, FileNotFoundError,
-            IsADirectoryError, NotADirectoryError, DataMismatchError, GroupingError, FitMismatchError,
+            IsADirectoryError, NotADirectoryError, DataMismatchError, GroupingError, ResultFileError,
             families.UnknownFamilyError, families.UnknownHypothesisError, ValidationError, UnknownDatasetError,
             DatasetsNotFoundError) as e:
         _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
@@ -111,6 +130,7 @@ def simulate(design: Path = typer.Argument(..., help="design TOML (arms, routes,
         from . import api, families
         from .provenance import atomic_write, ensure_writable
 
+        _check_seed(seed)
         family = families.get(model) if model else families.simulator_for(hypothesis)
         truth_path = out_path.with_suffix(".truth.json")
         ensure_writable(out_path, force=force, what="output file")
@@ -237,6 +257,8 @@ def fit(data: Path = typer.Argument(..., help="CSV table (fate, combined in vivo
 
         if sampler not in ("nutpie", "pymc", "numpyro"):
             raise UserError(f"--sampler must be nutpie, pymc or numpyro, got {sampler!r}")
+        _sampler_settings(sampler=sampler, draws=draws, tune=tune, chains=chains)
+        _check_seed(seed)
         ensure_writable(out_path, force=force, what="fit file")
         if not data.exists():
             raise FileNotFoundError(f"no such file: {data}")
@@ -292,10 +314,11 @@ def compare(fits: list[Path] = typer.Argument(..., help="two or more fit files m
         modes = {"auto": "auto", "always": True, "never": False}
         if kfold not in modes:
             raise UserError(f"--kfold must be auto, always or never, got {kfold!r}")
+        _check_seed(seed)
         if out_path is not None:
             ensure_writable(out_path, force=force, what="comparison file")
             out_path.parent.mkdir(parents=True, exist_ok=True)
-        loaded = [Fit.load(f, rebuild=False) for f in fits]
+        loaded = [Fit.load(f) for f in fits]  # rebuilt: a fit whose data or priors were altered is refused
         result = api.compare([str(f) for f in fits], group=group or "default", out=out_path, seed=seed, force=force,
                              kfold=modes[kfold])
         out.print(result.table.to_string(), markup=False)
@@ -328,10 +351,7 @@ def recovery(design: Path = typer.Argument(..., help="design TOML with outcome r
     generating hypothesis wins (largest stacking weight) and is separated (> 2 SE and > 4 nats)."""
 
     def body():
-        import tomllib
-
         from . import families
-        from .inference import SamplerSettings
         from .provenance import atomic_write, ensure_writable
         from .recovery import model_recovery
 
@@ -341,14 +361,16 @@ def recovery(design: Path = typer.Argument(..., help="design TOML with outcome r
             raise UserError("--hypotheses needs at least two hypotheses, e.g. H1,H2")
         if replicates < 1:
             raise UserError(f"--replicates must be at least 1, got {replicates}")
+        settings = _sampler_settings(draws=draws, tune=tune, chains=chains)
+        _check_seed(seed)
         for h in names:
             family.check_hypothesis(h)
         ensure_writable(out_path, force=force, what="recovery table")
         if not design.is_file():
             raise FileNotFoundError(f"design file not found: {design}")
-        d = family.load_design(tomllib.loads(design.read_text(encoding="utf-8")), source=str(design))
+        d = family.read_design(design)
         study = model_recovery(d, model=family.name, generating=names, candidates=names, replicates=replicates,
-                               settings=SamplerSettings(draws=draws, tune=tune, chains=chains), seed=seed,
+                               settings=settings, seed=seed,
                                progress=False)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(out_path, lambda tmp: study.table.to_csv(tmp, index=False), force=force, what="recovery table")

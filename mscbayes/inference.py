@@ -41,6 +41,7 @@ from mscbayes.constants import INTERVAL_PROB
 from mscbayes.diagnostics import Diagnostics, diagnose
 from mscbayes.priors import priors_to_dict
 from mscbayes.provenance import (
+    ResultFileError,
     atomic_write,
     canonical_json,
     ensure_writable,
@@ -423,10 +424,11 @@ def _plain(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else x
 
 
-def model_signature(model: pm.Model) -> dict[str, Any]:
+def model_signature(model: pm.Model, priors: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What makes two builds "the same model": free and observed variables (name, distribution,
-    shape, dims) and the coordinates. Deterministics are deliberately left out, so adding a
-    derived quantity does not invalidate saved fits."""
+    shape, dims), the coordinates and, when given, the prior table the model was built with (stored form,
+    `mscbayes.priors.priors_to_dict`: every parameter of every prior). Deterministics are deliberately left
+    out, so adding a derived quantity does not invalidate saved fits."""
     free = list(model.free_RVs)
     observed = list(model.observed_RVs)
     outputs = [pt.as_tensor(rv.shape) for rv in free] + [
@@ -457,7 +459,10 @@ def model_signature(model: pm.Model) -> dict[str, Any]:
         str(name): (None if values is None else [_plain(v) for v in values])
         for name, values in model.coords.items()
     }
-    return {"free": sig_free, "observed": sig_obs, "coords": coords}
+    sig = {"free": sig_free, "observed": sig_obs, "coords": coords}
+    if priors is not None:
+        sig["priors"] = json.loads(canonical_json(priors))
+    return sig
 
 
 def model_fingerprint(model_or_signature: pm.Model | Mapping[str, Any]) -> str:
@@ -486,6 +491,10 @@ def _describe_signature_change(old: Mapping[str, Any], new: Mapping[str, Any]) -
                     out.append(
                         f"{label} {name!r}: {key} was {a[name].get(key)} and is now {b[name].get(key)}"
                     )
+    pa, pb = old.get("priors", {}), new.get("priors", {})
+    for name in sorted(set(pa) | set(pb)):
+        if pa.get(name) != pb.get(name):
+            out.append(f"prior {name!r} was {_prior_text(pa.get(name))} and is now {_prior_text(pb.get(name))}")
     ca, cb = old.get("coords", {}), new.get("coords", {})
     for name in sorted(set(ca) - set(cb)):
         out.append(f"coord {name!r} is gone")
@@ -499,16 +508,39 @@ def _describe_signature_change(old: Mapping[str, Any], new: Mapping[str, Any]) -
     return out or ["the model signature differs"]
 
 
+def _prior_text(stored: Mapping[str, Any] | None) -> str:
+    """'lognormal(median=0.07, sigma=0.8)' for a stored prior (`Prior.to_dict`), 'absent' for None."""
+    if not stored:
+        return "absent"
+    params = stored.get("params") or {}
+    return f"{stored.get('dist', '?')}(" + ", ".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
+
+
+def _check_recorded_priors(signature: Mapping[str, Any], priors: Mapping[str, Any], path: Path) -> None:
+    """The prior table a fit file shows must be the one its model was built with (recorded in the signature
+    when it was sampled; files written before priors were recorded there are not checked)."""
+    if "priors" not in signature:
+        return
+    recorded, shown = signature["priors"], json.loads(canonical_json(priors))
+    changed = [f"{name!r} ({_prior_text(recorded.get(name))} sampled, {_prior_text(shown.get(name))} recorded)"
+               for name in sorted(set(recorded) | set(shown)) if recorded.get(name) != shown.get(name)]
+    if changed:
+        raise FitMismatchError(
+            f"{path}: the recorded priors are not the priors this fit was sampled with: {'; '.join(changed)}; "
+            "the file was altered after it was written"
+        )
+
+
 # =========================================================================== Fit
 
 
 def _json_attr(attrs: Mapping[str, Any], key: str, path: Path) -> Any:
     if key not in attrs:
-        raise ValueError(f"{path}: fit file lacks the provenance attribute {key!r}")
+        raise ResultFileError(f"{path}: fit file lacks the provenance attribute {key!r}")
     try:
         return json.loads(attrs[key])
     except (TypeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: provenance attribute {key!r} is not valid JSON: {err}") from None
+        raise ResultFileError(f"{path}: provenance attribute {key!r} is not valid JSON: {err}") from None
 
 
 @dataclass(eq=False)
@@ -605,7 +637,7 @@ class Fit:
             )
         model = family.build(frame, family.resolve_priors(self.priors), self.hypothesis)
         if self._stored_signature is not None:
-            new_sig = model_signature(model)
+            new_sig = model_signature(model, self.priors if "priors" in self._stored_signature else None)
             if model_fingerprint(new_sig) != model_fingerprint(self._stored_signature):
                 changes = "; ".join(_describe_signature_change(self._stored_signature, new_sig))
                 raise FitMismatchError(
@@ -620,7 +652,7 @@ class Fit:
     def provenance(self) -> dict[str, str]:
         """The provenance attributes written into the file (every value a JSON string)."""
         if self._stored_signature is None:
-            self._stored_signature = model_signature(self.model())
+            self._stored_signature = model_signature(self.model(), self.priors)
         signature = self._stored_signature
         verdict = self.diagnostics.text()
         prov = {
@@ -696,20 +728,27 @@ class Fit:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no fit file at {path}")
-        with az.rc_context({"data.load": "eager"}):
-            idata = az.from_netcdf(str(path))
+        try:
+            with az.rc_context({"data.load": "eager"}):
+                idata = az.from_netcdf(str(path))
+        except (OSError, ValueError, KeyError, TypeError) as err:  # h5py/netCDF: not HDF5, truncated, ...
+            raise ResultFileError(f"{path}: not a readable fit file (expected the NetCDF file `mscbayes fit` "
+                                  f"writes; reading it gave {type(err).__name__}: {err})") from None
         attrs = dict(idata.attrs)
         if "mscbayes_format" not in attrs:
-            raise ValueError(f"{path} is not an mscbayes fit file (no 'mscbayes_format' attribute)")
-        fmt = json.loads(attrs["mscbayes_format"])
+            raise ResultFileError(f"{path} is not an mscbayes fit file (no 'mscbayes_format' attribute)")
+        fmt = _json_attr(attrs, "mscbayes_format", path)
         if str(fmt) != FORMAT_VERSION:
-            raise ValueError(f"{path}: fit file format {fmt!r} is not supported (expected {FORMAT_VERSION})")
+            raise ResultFileError(f"{path}: fit file format {fmt!r} is not supported (expected {FORMAT_VERSION})")
         if DATA_GROUP not in idata.groups():
-            raise ValueError(f"{path}: fit file has no {DATA_GROUP!r} group with the data table")
+            raise ResultFileError(f"{path}: fit file has no {DATA_GROUP!r} group with the data table")
 
         data_group = getattr(idata, DATA_GROUP)
-        csv = str(data_group["table_csv"].values.item())
-        dtypes = json.loads(data_group.attrs["dtypes"])
+        try:
+            csv = str(data_group["table_csv"].values.item())
+            dtypes = json.loads(data_group.attrs["dtypes"])
+        except (KeyError, ValueError, TypeError) as err:
+            raise ResultFileError(f"{path}: the {DATA_GROUP!r} group lacks a readable data table ({err})") from None
         delattr(idata, DATA_GROUP)
 
         stored_table_hash = _json_attr(attrs, "table_sha256", path)
@@ -722,28 +761,34 @@ class Fit:
             )
         frame = frame_from_csv(csv, dtypes)
 
-        settings = SamplerSettings.from_dict(_json_attr(attrs, "settings", path))
-        fit = cls(
-            idata=idata,
-            kind=_json_attr(attrs, "kind", path),
-            hypothesis=_json_attr(attrs, "hypothesis", path),
-            priors=_json_attr(attrs, "priors", path),
-            settings=settings,
-            seed=int(_json_attr(attrs, "seed", path)),
-            data=frame,
-            data_source=_json_attr(attrs, "data_source", path),
-            data_sha256=_json_attr(attrs, "data_sha256", path),
-            diagnostics=Diagnostics.from_dict(_json_attr(attrs, "diagnostics", path)),
-            attempts=list(_json_attr(attrs, "attempts", path)),
-            versions=dict(_json_attr(attrs, "versions", path)),
-            wall_seconds=float(_json_attr(attrs, "wall_seconds", path)),
-        )
+        try:
+            settings = SamplerSettings.from_dict(_json_attr(attrs, "settings", path))
+            fit = cls(
+                idata=idata,
+                kind=_json_attr(attrs, "kind", path),
+                hypothesis=_json_attr(attrs, "hypothesis", path),
+                priors=_json_attr(attrs, "priors", path),
+                settings=settings,
+                seed=int(_json_attr(attrs, "seed", path)),
+                data=frame,
+                data_source=_json_attr(attrs, "data_source", path),
+                data_sha256=_json_attr(attrs, "data_sha256", path),
+                diagnostics=Diagnostics.from_dict(_json_attr(attrs, "diagnostics", path)),
+                attempts=list(_json_attr(attrs, "attempts", path)),
+                versions=dict(_json_attr(attrs, "versions", path)),
+                wall_seconds=float(_json_attr(attrs, "wall_seconds", path)),
+            )
+        except ResultFileError:
+            raise
+        except (KeyError, TypeError, ValueError) as err:  # a hand-edited attribute of the right JSON but wrong shape
+            raise ResultFileError(f"{path}: malformed provenance attribute ({type(err).__name__}: {err})") from None
         signature = _json_attr(attrs, "model_signature", path)
         if model_fingerprint(signature) != _json_attr(attrs, "model_fingerprint", path):
             raise FitMismatchError(
                 f"{path}: the stored model signature does not match its recorded fingerprint "
                 "(the file was altered after it was written)"
             )
+        _check_recorded_priors(signature, fit.priors, path)
         fit._stored_signature = signature
         if rebuild:
             try:
@@ -914,7 +959,7 @@ def fit_model(
         wall_seconds=round(time.perf_counter() - started, 3),
     )
     fit._model = pm_model
-    fit._stored_signature = model_signature(pm_model)
+    fit._stored_signature = model_signature(pm_model, priors)
     fit.idata.attrs.update(fit.provenance())
     if not fit.trustworthy:
         log.warning(

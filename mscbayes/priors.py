@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -274,17 +273,10 @@ def _with_supports(table: dict[str, Prior], given: Mapping[str, Prior], source: 
 
 def read_prior_overrides(path: str | Path) -> dict:
     """The ``[priors.*]`` tables of a TOML file, as overrides (clear errors for a missing or malformed file)."""
+    from mscbayes.schemas import read_toml
+
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise PriorError(f"{path}: file not found") from None
-    except UnicodeDecodeError:
-        raise PriorError(f"{path}: not a text file (expected a TOML file with [priors.NAME] tables)") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise PriorError(f"{path}: not valid TOML: {e}") from None
+    doc = read_toml(path, expected="a TOML file with [priors.NAME] tables", error=PriorError)
     priors = doc.get("priors", {})
     if not isinstance(priors, dict):
         raise PriorError(f"{path}: 'priors' must be a table of [priors.NAME] tables")

@@ -13,7 +13,10 @@ import json
 import math
 import os
 import platform
+import re
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -33,7 +36,14 @@ __all__ = [
     "stored_table_sha256",
     "atomic_write",
     "ensure_writable",
+    "remove_stale_temporaries",
+    "ResultFileError",
 ]
+
+
+class ResultFileError(ValueError):
+    """A file given as a result of mscbayes (fit, comparison, run manifest) is not one: another format,
+    truncated, or missing what mscbayes writes into it. The message names the file."""
 
 #: Distributions whose versions are recorded with every fit (plus ``python``).
 VERSIONED_PACKAGES: tuple[str, ...] = (
@@ -199,12 +209,14 @@ def atomic_write(
     it returns is the temporary file moved over ``path`` (``os.replace``, atomic on POSIX and
     Windows). An existing ``path`` is kept unless ``force=True``: a :class:`FileExistsError`
     names it and mentions ``--force``. On any failure the previous file is untouched and the
-    temporary file is removed.
+    temporary file is removed; one left by a killed writer (``kill -9``, power loss) is removed by the
+    next write of the same target (`remove_stale_temporaries`).
     """
     target = ensure_writable(path, force=force, what=what)
     directory = target.parent
+    remove_stale_temporaries(target)
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.tmp", dir=directory)
+    fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(target) + f"{_HOST}.{os.getpid()}.", dir=directory)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -230,6 +242,60 @@ def atomic_write(
     return target
 
 
+#: This machine's name, in temporary file names: a writer's process id means something only on its own host.
+_HOST = socket.gethostname().replace("/", "_") or "localhost"
+#: Age (seconds) after which a temporary file without a host and process id (written by mscbayes <= 0.1.0,
+#: whose temporary names were ``.NAME.tmpXXXXXXXX``) is taken to be left over.
+LEGACY_TEMP_MAX_AGE_S: float = 24 * 3600.0
+
+
+def _temp_prefix(target: Path) -> str:
+    """Start of the name of `target`'s temporary files: ``.NAME.tmp.`` then host, process id and a random
+    part (``.fit.nc.tmp.myhost.4242.k3j_x9``), so a later writer can tell whose they are."""
+    return f".{target.name}.tmp."
+
+
+def _pid_alive(pid: int) -> bool:
+    """True when a process `pid` exists on this machine (or may exist: no permission to ask)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files of `path` that no running writer owns: written on this host by a process
+    that no longer exists (killed during `atomic_write`), or in the old unlabelled form and older than
+    `LEGACY_TEMP_MAX_AGE_S`. Temporaries of live processes and of other hosts are kept. Returns the removed
+    paths."""
+    target = Path(path)
+    prefix, legacy = _temp_prefix(target), f".{target.name}.tmp"
+    removed: list[Path] = []
+    try:
+        candidates = [p for p in target.parent.iterdir() if p.name.startswith(legacy)]
+    except OSError:
+        return removed
+    for p in candidates:
+        if p.name.startswith(prefix):
+            host, _, rest = p.name[len(prefix):].rpartition(".")[0].rpartition(".")
+            stale = host == _HOST and rest.isdigit() and not _pid_alive(int(rest))
+        elif re.fullmatch(r"[a-z0-9_]{8}", p.name[len(legacy):]):  # tempfile.mkstemp's random part
+            try:
+                stale = time.time() - p.stat().st_mtime > LEGACY_TEMP_MAX_AGE_S
+            except OSError:
+                stale = False
+        else:
+            stale = False
+        if stale and p.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
 def _default_file_mode() -> int:
     """0o666 minus the process umask (what a plain ``open(path, "w")`` would create)."""
     if os.name != "posix":
@@ -240,11 +306,13 @@ def _default_file_mode() -> int:
 
 
 def ensure_writable(path: str | os.PathLike[str], *, force: bool = False, what: str = "file") -> Path:
-    """Raise now what `atomic_write` would refuse: a missing directory, or an existing file
-    without ``force``. Returns the path."""
+    """Raise now what `atomic_write` would refuse: a missing directory, a directory as the target (even with
+    ``force``), or an existing file without ``force``. Returns the path."""
     target = Path(path)
     if not target.parent.is_dir():
         raise FileNotFoundError(f"cannot write {target}: directory {target.parent} does not exist")
+    if target.is_dir():  # --force cannot help: refuse before any work (a fit would be sampled, then lost)
+        raise IsADirectoryError(f"cannot write the {what} {target}: it is a directory; give a file name")
     if target.exists() and not force:
         raise _exists_error(target, what)
     return target

@@ -5,12 +5,31 @@ unknown key."""
 from __future__ import annotations
 
 import difflib
+import os
+import tomllib
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["Strict", "problems_of"]
+__all__ = ["Strict", "problems_of", "read_toml"]
+
+
+def read_toml(path: str | os.PathLike[str], *, expected: str, error: type[Exception]) -> dict:
+    """The parsed TOML file at `path`; a missing file, a directory, a binary file or invalid TOML raise `error`
+    with one line naming the file and what was `expected` (e.g. "a design TOML file")."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: file not found (expected {expected})") from None
+    except IsADirectoryError:
+        raise error(f"{path} is a directory, not {expected}") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a text file (expected {expected})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise error(f"{path}: not valid TOML: {err}") from None
 
 
 class Strict(BaseModel):

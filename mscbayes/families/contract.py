@@ -30,11 +30,18 @@ What a family provides (each callable is a plain function of the family's folder
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Family", "DataSummary", "Quantity", "Results", "ModelDataError", "UnknownHypothesisError"]
+from mscbayes.schemas import read_toml
+
+__all__ = ["Family", "DataSummary", "Quantity", "Results", "DesignError", "ModelDataError", "UnknownHypothesisError"]
+
+
+class DesignError(ValueError):
+    """A design of a virtual experiment (TOML file or table) is not valid; the message names it."""
 
 
 class ModelDataError(ValueError):
@@ -135,6 +142,25 @@ class Family:
         names = [h for h in self.hypotheses if h]
         names += [a for a, h in self.hypothesis_aliases.items() if a and h is None and a not in names]
         return names
+
+    def read_design(self, design: Any, *, source: str | None = None) -> Any:
+        """The family's design object from a TOML path, a parsed table (dict) or a design object (returned as
+        is). Every problem raises `DesignError` naming the file (or `source`), never another error."""
+        if isinstance(design, (str, os.PathLike)):
+            source = source or os.fspath(design)
+            design = read_toml(design, expected="a design TOML file", error=DesignError)
+        elif not isinstance(design, Mapping):
+            return design
+        source = source or "<design>"
+        if self.load_design is None:
+            raise DesignError(f"{source}: the {self.label} model has no simulator, so no design")
+        try:
+            return self.load_design(dict(design), source=source)
+        except DesignError:
+            raise
+        except (ValueError, TypeError, KeyError) as err:  # a model's own design checks (e.g. the co-culture's)
+            message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+            raise DesignError(message if source in message else f"{source}: {message}") from None
 
     def resolve_priors(self, priors=None, *, source: str = "<dict>", ignore_unknown: bool = False) -> dict:
         """The family's default prior table updated by `priors` (`mscbayes.priors.resolve`)."""

@@ -38,7 +38,7 @@ from mscbayes import __version__
 from mscbayes import plots as figs
 from mscbayes.constants import INTERVAL_PROB
 from mscbayes.predictive import population_names
-from mscbayes.provenance import atomic_write, ensure_writable
+from mscbayes.provenance import ResultFileError, atomic_write, ensure_writable
 
 from . import text as txt
 
@@ -233,7 +233,11 @@ class ComparisonView:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> ComparisonView:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
+            raise ResultFileError(f"{path}: not a comparison file written by mscbayes ({type(err).__name__}: "
+                                  f"{err})") from None
 
     @classmethod
     def from_netcdf(cls, path: str | os.PathLike[str], *, name: str | None = None) -> ComparisonView:
@@ -1262,7 +1266,11 @@ def load_results(paths: Iterable[str | os.PathLike[str]]
             manifest = path / "manifest.json"
             if not manifest.is_file():
                 raise FileNotFoundError(f"{path} is a directory without a manifest.json (not an mscbayes run)")
-            doc = json.loads(manifest.read_text(encoding="utf-8"))
+            try:
+                doc = json.loads(manifest.read_text(encoding="utf-8"))
+                doc.get("fits", {}).items()
+            except (UnicodeDecodeError, ValueError, AttributeError) as err:
+                raise ResultFileError(f"{manifest}: not a run manifest written by mscbayes ({err})") from None
             for name, entry in doc.get("fits", {}).items():
                 fit = Fit.load(path / entry["file"])
                 if entry.get("variant_of"):
@@ -1289,5 +1297,5 @@ def load_results(paths: Iterable[str | os.PathLike[str]]
             if truth:
                 truths[name] = truth
         else:
-            raise ValueError(f"{path}: expected a fit (.nc), a comparison (.json) or a run directory")
+            raise ResultFileError(f"{path}: expected a fit (.nc), a comparison (.json) or a run directory")
     return fits, comps, truths, {k: v for k, v in sensitivity.items() if k in fits}

@@ -25,7 +25,6 @@ Example design (analyses/iv_biodistribution.toml):
 from __future__ import annotations
 
 import difflib
-import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,7 +40,8 @@ from mscbayes.mechanisms import hypotheses as hyp_mod
 from mscbayes.mechanisms import immune, trapping
 from mscbayes.mechanisms.fate import AnimalDesign, expected_signals
 from mscbayes.priors import Prior
-from mscbayes.schemas import Strict, problems_of
+from mscbayes.families.contract import DesignError  # one class for every model's design errors
+from mscbayes.schemas import Strict, problems_of, read_toml
 
 from .mechanism_model import DRIVER_SCALE_PRIORS
 from .priors import KINETICS, MECHANISMS
@@ -50,8 +50,6 @@ MEASURES = ("fraction_of_dose", "cells")
 OUTCOME_READOUTS = ("treg_pct_of_cd4", "macrophage_il10_pct", "cytokine_pg_ml", "disease_score")
 
 
-class DesignError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -231,13 +229,7 @@ def design_from_dict(doc: dict, source: str = "<design>") -> Design:
 
 
 def load_design(path: str | Path) -> Design:
-    path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DesignError(f"{path}: design file not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise DesignError(f"{path}: not valid TOML: {e}") from None
+    doc = read_toml(path, expected="a design TOML file", error=DesignError)
     return design_from_dict(doc, source=str(path))
 
 

@@ -1,0 +1,1 @@
+this is a text file, not a NetCDF fit
