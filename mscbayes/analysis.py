@@ -68,6 +68,7 @@ from mscbayes.predictive import add_predictive
 from mscbayes.priors import PriorError, override, priors_to_dict
 from mscbayes.provenance import atomic_write, canonical_json, sha256_text
 from mscbayes.reporting.build import ComparisonView, Report, build_report
+from mscbayes.reporting.text import error_note
 from mscbayes.schemas import Strict, problems_of
 
 __all__ = [
@@ -668,8 +669,9 @@ def run_analysis(analysis_toml: str | Path, out_dir: str | Path, *, progress: bo
         try:
             comp = compare_fits(dict(members), seed=analysis.fits[0].seed, kfold=analysis.kfold)
         except Exception as err:
-            notes.append(f"{cname}: comparison failed ({type(err).__name__}: {err})")
-            say(f"{cname}: comparison failed: {err}")
+            note = error_note(f"{cname}: comparison failed", err)
+            notes.append(note)
+            say(note)
             continue
         how = f"leave-one-{comp.group}-out {comp.method}"
         view = ComparisonView.from_comparison(comp, name=cname)

@@ -343,6 +343,17 @@ def compare_models(fits: Mapping[str, Any], *, group: str | None = None, var_nam
                       verdict=verdict_text(table, ktab, group))
 
 
+def untrustworthy_verdict(verdict: str, models: Sequence[str]) -> str:
+    """`verdict` led by a warning when the fits of `models` failed their sampler diagnostics: a comparison of
+    unconverged fits is not reliable, whatever its Pareto k say."""
+    if not models:
+        return verdict
+    verdict = verdict.replace("so the LOO estimates are reliable",
+                              "but that does not make these estimates reliable: the fits themselves failed")
+    return (f"UNTRUSTWORTHY comparison: the fits of {', '.join(models)} failed their sampler diagnostics, so the "
+            f"numbers below are not reliable; refit them before reading this comparison. {verdict}")
+
+
 def verdict_text(table: pd.DataFrame, pareto_k: pd.DataFrame, group: str | None) -> str:
     """A plain-words paragraph: which model the data favour, how clearly, and how far to trust it."""
     unit = group or "observation"
@@ -407,6 +418,7 @@ class HypothesisComparison(Comparison):
     kfold: dict = field(default_factory=dict, repr=False)
     names: dict = field(default_factory=dict)
     psis_table: pd.DataFrame | None = field(default=None, repr=False)
+    untrustworthy: tuple[str, ...] = ()     # compared models whose fits failed their sampler diagnostics
 
     def verdict_text(self) -> str:
         return self.verdict
@@ -430,7 +442,8 @@ class HypothesisComparison(Comparison):
         ds = ds.assign_coords(k_model=("k_row", k["model"].astype(str).to_numpy()),
                               k_group=("k_row", k[unit].astype(str).to_numpy() if unit in k else np.arange(len(k)).astype(str)))
         ds.attrs.update({"verdict": self.verdict, "data_sha256": self.data_sha256, "group": str(self.group),
-                         "method": self.method, "sources": repr(self.names)})
+                         "method": self.method, "sources": repr(self.names),
+                         "untrustworthy": ",".join(self.untrustworthy)})
         atomic_write(target, lambda p: ds.to_netcdf(str(p), engine="h5netcdf"), force=force, what="comparison file")
         return target
 
@@ -529,6 +542,8 @@ def compare_fits(fits: Any, *, group: str | None = "default", out: Any = None, s
     if len(t) > 1 and not result.separated(str(t.index[0]), str(t.index[1])):
         result.verdict += (f" In plain words: these data do not separate '{t.index[0]}' from '{t.index[1]}'; "
                            "a design that perturbs what distinguishes them is needed to tell them apart.")
+    result.untrustworthy = tuple(n for n, f in loaded.items() if not getattr(f, "trustworthy", True))
+    result.verdict = untrustworthy_verdict(result.verdict, result.untrustworthy)
     if out is not None:
         result.save(out, force=force)
     return result

@@ -2,8 +2,9 @@
 overrides from TOML or dicts, and the prior table a report prints.
 
 The prior *values* live with their family (``mscbayes.families.<family>.priors``), one table per family,
-each row with its unit, meaning and source. Source tags: [V] checked against the paper, [M] from memory,
-[D] a design choice of this toolkit (docs/science.md).
+each row with its unit, meaning and source. Source tags (`SOURCE_TAGS`, the table of docs/science.md "Tags and
+units"): [V] checked against the paper, [M] from memory, [D] a design choice of this toolkit. Papers are cited by
+author and year; docs/science.md §12 lists each with its DOI or PubMed Central id.
 
 Distributions and their parameters:
 
@@ -38,7 +39,7 @@ from scipy import stats
 
 from .constants import INTERVAL_PROB
 
-__all__ = ["Prior", "PriorError", "PARAMETERS", "SUPPORTS", "DIST_SUPPORT", "override", "resolve", "load_priors", "read_prior_overrides",
+__all__ = ["Prior", "PriorError", "PARAMETERS", "SUPPORTS", "DIST_SUPPORT", "SOURCE_TAGS", "REFERENCES", "override", "resolve", "load_priors", "read_prior_overrides",
            "priors_to_dict", "priors_from_dict", "prior_table"]
 
 #: The parameters each distribution takes.
@@ -66,6 +67,17 @@ SUPPORTS: dict[str, tuple[str, tuple[str, ...]]] = {
 # What a distribution draws outside a support (for the message refusing it).
 _OUTSIDE = {("positive", "normal"): "negative values", ("unit", "normal"): "values below 0 and above 1",
             ("unit", "lognormal"): "values above 1", ("unit", "halfnormal"): "values above 1"}
+
+#: The tags that end a prior's source, and what each means (the same table as docs/science.md, "Tags and units").
+SOURCE_TAGS: dict[str, str] = {
+    "V": "checked against the cited paper's abstract, a figure legend or its landing page",
+    "V-code": "read from a public model file (equations and parameter values); a kind of [V]",
+    "M": "from memory of the literature; check before relying on it",
+    "D": "a design choice or assumption of this toolkit, not a literature value",
+}
+#: Where the papers that sources cite by author and year are listed with their DOI or PubMed Central id, and
+#: what 'docs/science.md §N' in a source refers to (files of the repository).
+REFERENCES: str = "docs/science.md §12"
 
 
 class PriorError(ValueError):

@@ -1,6 +1,7 @@
 """The report in a real browser: headless Chromium (Debian's ``chromium`` package) opens the HTML
-of analyses/tiny.toml with no console messages, decodes every embedded figure, and its screenshot
-is non-blank at a readable size.
+of analyses/tiny.toml with no console messages, decodes every embedded figure, finds no figure whose
+own check (`mscbayes.plots.figure_problems`, recorded as ``data-axes-labelled``) reports an unlabelled
+axis, shows no traceback text, and its screenshot is non-blank at a readable size.
 
 Skipped when Chromium is not installed locally; a failure when ``CI=true`` (CI installs it).
 """
@@ -26,10 +27,14 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 PROBLEM = re.compile(r"INFO:CONSOLE|ERROR:CONSOLE|Uncaught|net::ERR_|Failed to load resource|"
                      r"Not allowed to load local resource", re.IGNORECASE)
 PROBE = """<script>window.addEventListener("load", function () {
-  var imgs = document.images, broken = 0;
-  for (var i = 0; i < imgs.length; i++) { if (!(imgs[i].complete && imgs[i].naturalWidth > 0)) { broken++; } }
-  console.log("MSCBAYES-PROBE images=" + imgs.length + " broken=" + broken +
-              " sections=" + document.querySelectorAll("section").length);
+  var imgs = document.images, broken = 0, unlabelled = 0;
+  for (var i = 0; i < imgs.length; i++) {
+    if (!(imgs[i].complete && imgs[i].naturalWidth > 0)) { broken++; }
+    if (imgs[i].getAttribute("data-axes-labelled") !== "true") { unlabelled++; }
+  }
+  var text = document.body.innerText, traceback = /Traceback|File "|Error:/.test(text) ? 1 : 0;
+  console.log("MSCBAYES-PROBE images=" + imgs.length + " broken=" + broken + " unlabelled=" + unlabelled +
+              " traceback=" + traceback + " sections=" + document.querySelectorAll("section").length);
 });</script>"""
 
 
@@ -85,8 +90,23 @@ def test_every_figure_decodes_in_the_browser(tmp_path):
     lines = _open(probed, tmp_path, tmp_path / "probe.png")
     probe = [line for line in lines if "MSCBAYES-PROBE" in line]
     assert probe, "the probe script did not report:\n" + "\n".join(lines)
-    assert f"images={n_img} broken=0 sections=8" in probe[0], probe[0]
+    assert f"images={n_img} broken=0 unlabelled=0 traceback=0 sections=8" in probe[0], probe[0]
     assert [line for line in lines if "MSCBAYES-PROBE" not in line] == []
+
+
+def test_the_probe_counts_unlabelled_figures_and_traceback_text(tmp_path):
+    """Negative control of the probe: an image marked unlabelled, one without the mark, and traceback text."""
+    _chromium()
+    dot = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
+           "AAAABJRU5ErkJggg==")
+    page = tmp_path / "marked.html"
+    page.write_text(f'<!DOCTYPE html><html><body><section><img src="{dot}" data-axes-labelled="false">'
+                    f'<img src="{dot}"><img src="{dot}" data-axes-labelled="true">'
+                    '<p>Traceback (most recent call last):</p></section>' + PROBE + "</body></html>",
+                    encoding="utf-8")
+    lines = _open(page, tmp_path, tmp_path / "marked.png")
+    probe = [line for line in lines if "MSCBAYES-PROBE" in line]
+    assert probe and "images=3 broken=0 unlabelled=2 traceback=1 sections=1" in probe[0], lines
 
 
 def test_the_log_check_catches_errors(tmp_path):

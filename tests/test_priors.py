@@ -165,3 +165,59 @@ def test_fit_command_refuses_the_priors_file_before_sampling(tmp_path, monkeypat
     assert r.exit_code == 2, r.output
     assert "prior 'krel'" in r.output and "use lognormal or halfnormal" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "fit.nc").exists()
+
+# --------------------------------------------------------------------------- sources a reader can open
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+_SCIENCE = (ROOT / "docs" / "science.md").read_text(encoding="utf-8")
+
+
+def _every_source() -> list[str]:
+    return [p.source for name in families.names() for p in families.get(name).priors.values()]
+
+
+def test_source_tags_are_the_ones_the_science_notes_define():
+    import re
+
+    from mscbayes.priors import SOURCE_TAGS
+
+    table = _SCIENCE[_SCIENCE.index("## Tags and units"):_SCIENCE.index("## 0.")]
+    documented = dict(re.findall(r"^\| \*\*\[([\w-]+)\]\*\* \| (.+?) \|$", table, re.MULTILINE))
+    assert documented == SOURCE_TAGS
+    used = {t for s in _every_source() for t in re.findall(r"\[([A-Z][\w-]*)", s)}
+    assert used and used <= set(SOURCE_TAGS), used - set(SOURCE_TAGS)
+
+
+def test_every_cited_file_and_section_exists_in_the_repository():
+    """Sources cite docs/<file> §N of this repository (never a file that is not there, such as the old
+    mechanisms.md): each file exists and has that section heading."""
+    import re
+
+    cited = {m for s in _every_source() for m in re.findall(r"\b((?:docs/)?[\w-]+\.md)(?: §(\d+(?:\.\d+)?[a-z]?))?", s)}
+    assert cited
+    for file, section in cited:
+        path = ROOT / (file if file.startswith("docs/") else f"docs/{file}")
+        assert path.is_file(), f"a prior source cites {file}, which is not in the repository"
+        if section:
+            assert re.search(rf"^#+ {re.escape(section)}[ .]", path.read_text(encoding="utf-8"), re.MULTILINE), \
+                f"{file} has no section §{section}"
+    code = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "mscbayes").rglob("*.py"))
+    assert "mechanisms.md" not in code
+
+
+def test_every_cited_paper_is_listed_with_a_doi_or_pmc_id():
+    """A paper cited by author and year in a prior source is in docs/science.md §12 (`REFERENCES`), on a line
+    with its DOI, PubMed Central id or journal year;volume, or marked [M] there (from memory: to be checked)."""
+    import re
+
+    from mscbayes.priors import REFERENCES
+
+    assert REFERENCES == "docs/science.md §12"
+    refs = _SCIENCE[_SCIENCE.index("## 12. References"):].splitlines()
+    cites = {m for s in _every_source() for m in re.findall(r"([A-Z][A-Za-zöü-]+) ((?:19|20)\d\d)\b", s)}
+    assert len(cites) > 10
+    for author, year in sorted(cites):
+        lines = [line for line in refs if author in line and year in line]
+        assert lines, f"{author} {year} is cited in a prior source but not listed in {REFERENCES}"
+        assert any(re.search(r"doi:|PMC\d|\d{4};\d+|\[M\]", line) for line in lines), \
+            f"{author} {year}: {REFERENCES} gives no DOI, PMC id or journal volume for it"

@@ -368,3 +368,277 @@ def test_comparison_saved_as_netcdf_is_read(tmp_path):
     view = comps[0]
     assert view.best == "H2" and view.group == "animal" and view.method == "psis-loo"
     assert view.pareto.loc["H2", "n_high_k"] == 1 and view.pareto.loc["H1", "n_high_k"] == 0
+
+
+# ----------------------------------------------------------------------------------------- readable figures
+
+
+def _edge_ratio(ax, which: int) -> float:
+    """Height of the prior histogram's edge bin over its neighbour (which: 0 left, -1 right)."""
+    prior_patch = ax.patches[0]
+    heights = np.asarray(prior_patch.get_data().values, dtype=float)
+    inner = heights[1] if which == 0 else heights[-2]
+    return float(heights[which] / inner) if inner > 0 else float("inf")
+
+
+def test_figure_problems_catches_unlabelled_axes_overlapping_ticks_and_clipped_titles():
+    """Negative controls for the check the report records with every figure."""
+    bare = Figure(figsize=(4, 3))
+    bare.subplots().plot([1, 2], [3, 4])
+    assert figures.figure_problems(bare) == ["axes 1: x axis shows values but has no label",
+                                             "axes 1: y axis shows values but has no label"]
+    crowded = Figure(figsize=(2, 2))
+    ax = crowded.subplots()
+    ax.plot([1e6, 2e6], [3, 4])
+    ax.set_xticks(np.linspace(1e6, 2e6, 12))
+    ax.set(xlabel="cells", ylabel="value")
+    assert figures.figure_problems(crowded) == ["axes 1: x tick labels overlap"]
+    clipped = Figure(figsize=(3, 2))
+    ax = clipped.subplots()
+    ax.plot([1, 2], [3, 4])
+    ax.set(xlabel="h", ylabel="cells", title="a title far too long to fit above a panel three inches wide, cut off")
+    assert [p for p in figures.figure_problems(clipped) if "cut off" in p]
+    # a figure-wide label covers every panel of a grid; hidden tick labels need no label
+    grid = Figure(figsize=(6, 3))
+    axs = grid.subplots(1, 2, sharey=True)
+    for a in axs:
+        a.plot([1, 2], [3, 4])
+    grid.supxlabel("time (h)")
+    grid.supylabel("cells")
+    assert figures.figure_problems(grid) == []
+    covered = Figure(figsize=(6, 3))
+    axs = covered.subplots(1, 2)
+    for a in axs:
+        a.plot([1, 2], [3, 4], label="data")
+    covered.supxlabel("time (h)")
+    covered.supylabel("cells")
+    covered.legend(loc="outside lower center")
+    assert "the legend covers a figure label" in figures.figure_problems(covered)
+    hidden = Figure(figsize=(4, 3))
+    ax = hidden.subplots()
+    ax.plot([1, 2], [3, 4])
+    ax.set_yticks([])
+    ax.set_xlabel("h")
+    assert figures.figure_problems(hidden) == []
+
+
+def test_every_plot_function_gives_a_readable_figure(fit):
+    rows = fit.data[fit.data["measure"].isin(["fraction_of_dose", "cells"])].reset_index(drop=True)
+    yrep = np.exp(np.random.default_rng(0).normal(np.log(rows["value"].to_numpy()), 0.3, size=(50, len(rows))))
+    rng = np.random.default_rng(1)
+    long_title = "fraction of an intravenous dose that ever reaches an injured tissue (1 % of cardiac output) alive"
+    calls = {
+        "plot_data": dict(data=fit.data),
+        "plot_ppc": dict(data=rows, predictive=yrep),
+        "plot_loo_pit": dict(pit=rng.uniform(size=60), unreliable=rng.uniform(size=60) < 0.3),
+        "plot_prior_posterior": dict(posterior={"k": rng.lognormal(-2, 0.2, 400), "f": rng.beta(80, 1, 400),
+                                                "x": rng.normal(size=400)},
+                                     prior={"k": rng.lognormal(-2, 2.0, 2000), "f": rng.beta(2, 1, 2000)},
+                                     scales={"k": "log", "f": "logit"}, labels={"f": long_title},
+                                     xlabels={"k": "1/h, log scale"}, ncols=4),
+        "plot_comparison": dict(table=pd.DataFrame({"elpd_loo": [-12345.6, -12400.2, -13010.0], "se": [30.0, 31, 40],
+                                                    "weight": [0.8, 0.2, 0.0]},
+                                                   index=["H2 (efferocytosis)", "H1 (NK lysis)", "H0"])),
+        "plot_pathways": dict(contributions=pd.DataFrame({"mean": [0.3, 0.1], "hdi_low": [0.1, 0.0],
+                                                          "hdi_high": [0.5, 0.2]}, index=["pge2", "ido"])),
+    }
+    assert set(calls) == set(_plot_functions())
+    for name, kwargs in calls.items():
+        fig, _ = getattr(figures, name)(**kwargs)
+        assert figures.figure_problems(fig) == [], name
+        if name == "plot_prior_posterior":
+            axs = fig.axes
+            assert [a.get_xlabel() for a in axs[:3]] == ["1/h, log scale", "logit scale", "value"]
+            assert "\n" in axs[1].get_title()     # the long title is wrapped, not clipped
+
+
+def test_prior_histograms_do_not_pile_up_at_the_panel_edges():
+    rng = np.random.default_rng(3)
+    prior = rng.lognormal(0.0, 3.0, 20000)
+    fig, axes = figures.plot_prior_posterior(posterior={"k": rng.lognormal(0.0, 0.2, 2000)},
+                                             prior={"k": prior}, scales={"k": "log"})
+    ax = axes[0, 0]
+    # the panel spans the prior's central 99 %: its edge bins hold a normal tail, not the 0.5 % outside
+    lo, hi = ax.get_xlim()
+    np.testing.assert_allclose([lo, hi], np.quantile(prior, [0.005, 0.995]), rtol=1e-6)
+    assert _edge_ratio(ax, 0) < 1.6 and _edge_ratio(ax, -1) < 1.6
+
+
+def test_loo_pit_marks_the_points_whose_pareto_k_is_high():
+    pit = np.linspace(0.01, 0.99, 50)
+    bad = np.arange(50) < 20
+    fig, axes = figures.plot_loo_pit(pit=pit, unreliable=bad)
+    reliable, unreliable = axes[0, 0].containers      # the two stacked histograms
+    assert sum(p.get_height() for p in reliable) == 30 and sum(p.get_height() for p in unreliable) == 20
+    ecdf_label = [line.get_label() for line in axes[0, 1].lines if "ECDF" in line.get_label()]
+    assert ecdf_label == ["LOO-PIT ECDF (the 30 with Pareto k ≤ threshold)"]
+    with pytest.raises(ValueError, match="one flag per LOO-PIT value"):
+        figures.plot_loo_pit(pit=pit, unreliable=bad[:10])
+
+
+def test_parameter_panels_are_labelled_with_the_prior_tables_unit_and_scale(report):
+    from mscbayes.reporting.build import _axis_label
+
+    view = report.fits[0]
+    kd = next(e for e in view.elements if e.label == "kd")
+    assert _axis_label(kd) == "1/h, log scale"
+    quantities = families.get(view.kind).derived
+    half = next(e for e in view.derived_elements if e.var == "lung_live_half_life_h")
+    assert _axis_label(half, quantities["lung_live_half_life_h"]).startswith("h, ")
+    trapped = next(e for e in view.derived_elements if e.var == "first_pass_lung_fraction")
+    assert _axis_label(trapped, quantities["first_pass_lung_fraction"]) == "fraction, logit scale"
+
+
+TRACEBACK = re.compile(r'Traceback|File "|Error:')
+
+
+def test_tiny_analysis_report_has_labelled_figures_and_no_traceback():
+    """The report of analyses/tiny.toml (tests/test_analysis.py's run): every figure's axes that show values are
+    labelled (the figures' own check, recorded per <img>), and the page holds no traceback text."""
+    run = tiny_run()
+    named = run.report.figures()
+    assert len(named) >= 5
+    assert {stem: fv.problems for stem, fv in named.items() if fv.problems} == {}
+    page = run.report_html.read_text(encoding="utf-8")
+    flags = re.findall(r'<img [^>]*data-axes-labelled="(true|false)"', page)
+    assert len(flags) == page.count("<img ") == len(named)
+    assert flags.count("false") == 0
+    assert not TRACEBACK.search(page), TRACEBACK.search(page)
+    markdown = run.report_md.read_text(encoding="utf-8")
+    assert not TRACEBACK.search(markdown)
+
+
+def test_an_unlabelled_figure_is_flagged_in_the_page(fit):
+    """Negative control of the page attribute: a family figure without axis labels is marked false."""
+    import dataclasses
+
+    def bare():
+        f = Figure(figsize=(4, 3))
+        ax = f.subplots()
+        ax.plot([1, 2], [3, 4])
+        return f, ax
+
+    fam = families.register(dataclasses.replace(families.get("fate"), name="fate_bare_figure",
+                                                results=lambda f: Results(figures=[("bare", "Bare", "c", bare)])),
+                            replace=True)
+    other = copy.copy(fit)
+    other.kind = fam.name
+    page = build_report({"x": other}).html()
+    assert re.findall(r'<img [^>]*data-axes-labelled="false"', page) != []
+
+
+def test_a_failed_section_is_one_plain_note_and_the_exception_is_logged(fit, caplog):
+    import dataclasses
+
+    def broken(_fit):
+        raise NotImplementedError('Cannot sample from CustomDist_outcome\nApply node that caused the error\n'
+                                  '  File "/x/pytensor/graph.py", line 12, in f\nTraceback (most recent call last):')
+
+    fam = families.register(dataclasses.replace(families.get("fate"), name="fate_broken_results", results=broken),
+                            replace=True)
+    other = copy.copy(fit)
+    other.kind = fam.name
+    with caplog.at_level("WARNING", logger="mscbayes.reporting"):
+        rep = build_report({"x": other}, figures=False)
+    note = next(n for n in rep.notes if "results of the" in n)
+    assert "\n" not in note and "Cannot sample from CustomDist_outcome" in note and "NotImplementedError" in note
+    assert not TRACEBACK.search(note)
+    assert any(r.exc_info and r.exc_info[0] is NotImplementedError for r in caplog.records)
+    rep.notes.append("ValueError: raised\nTraceback (most recent call last):\n  File \"a.py\", line 1")
+    for page in (rep.html(), rep.markdown()):
+        assert not TRACEBACK.search(page), TRACEBACK.search(page)
+
+
+# ----------------------------------------------------------------------------------------- report text
+
+
+def test_loo_pit_reading_follows_the_pareto_k():
+    ok = txt.loo_pit_reading(0, 108, good_k=0.7)
+    assert "reliable" in ok and "unreliable" not in ok
+    few = txt.loo_pit_reading(3, 108, good_k=0.7, max_k=0.9)
+    assert "3 of 108" in few and "unreliable for those points" in few and "not a calibration check" not in few
+    many = txt.loo_pit_reading(33, 108, good_k=0.7, max_k=float("inf"))
+    assert "33 of 108" in many and "max k infinite" in many and "not a calibration check" in many
+    cav = txt.pareto_caveats("fit", 33, 108, pit=True)[0].text
+    assert "LOO-PIT" in cav and "not a calibration check" in cav
+    assert "LOO-PIT" not in txt.pareto_caveats("comparison", 2, 12, unit="animals")[0].text
+
+
+def test_report_reads_pareto_k_and_loo_pit_together(report):
+    view = report.fits[0]
+    assert view.n_pit > 0
+    if view.n_high_k:
+        assert f"{view.n_high_k} of {view.n_pit}" in view.pit_reading and "unreliable" in view.pit_reading
+        assert any(c.kind == "pareto_k" and "LOO-PIT" in c.text for c in report.caveats)
+    else:
+        assert "reliable leave-one-out values" in view.pit_reading
+    assert view.pit_reading in report.html()
+
+
+def test_headline_says_when_a_number_is_mostly_prior():
+    from mscbayes.families.contract import Quantity
+
+    q = Quantity("fraction of an intravenous dose trapped in the lung on the first pass", threshold=0.9,
+                 direction=">", threshold_words="above 0.9")
+    draws = np.random.default_rng(0).beta(300, 2, 1000)
+    prior_like = txt.quantity_sentence("f", draws, quantity=q, sd_ratio=0.93)
+    assert "mostly prior" in prior_like and "0.93 of the prior SD" in prior_like
+    learnt = txt.quantity_sentence("f", draws, quantity=q, sd_ratio=0.2)
+    assert "mostly prior" not in learnt
+    assert "mostly prior" not in txt.quantity_sentence("f", draws, quantity=q)
+    out = txt.derived_conclusions("fit", {"f": {"study A": draws, "study B": draws}}, {"f": q}, trustworthy=True,
+                                  sd_ratios={"f": {"study A": 0.95, "study B": 0.1}})
+    assert ["mostly prior" in s for s in out] == [True, False]
+    assert txt.MOSTLY_PRIOR_RATIO == txt.WEAK_ID_RATIO
+
+
+def test_report_headlines_agree_with_the_sd_ratios(report):
+    view = report.fits[0]
+    quantities = families.get(view.kind).derived
+    for e in view.derived_elements:
+        where = str(next(iter(e.coords.values()))) if e.coords else "all studies"
+        sentence = next(c for c in report.conclusions if quantities[e.var].label in c and where in c)
+        assert ("mostly prior" in sentence) == bool(np.isfinite(e.sd_ratio) and e.sd_ratio > txt.MOSTLY_PRIOR_RATIO)
+
+
+def test_comparison_of_untrustworthy_fits_is_marked(fit):
+    from mscbayes.comparison import untrustworthy_verdict
+
+    bad = _with_diagnostics(fit, passed=False)
+    good = _with_diagnostics(fit, passed=True)
+    good.hypothesis, bad.hypothesis = "H1", "H2"
+    comparison = compare_models({"H1": good, "H2": bad}, group=None, var_names=["y"])
+    rep = build_report({"good": good, "bad": bad}, comparisons={"H1 vs H2": comparison}, figures=False)
+    view = rep.comparisons[0]
+    assert view.untrustworthy == ["H2"]
+    assert view.verdict.startswith("UNTRUSTWORTHY comparison: the fits of H2")
+    assert "LOO estimates are reliable" not in view.verdict
+    sentence = next(c for c in rep.conclusions if "stacking puts" in c)
+    assert sentence.startswith("[UNTRUSTWORTHY comparison 'H1 vs H2'")
+    assert any(c.kind == "untrustworthy" and "H1 vs H2" in c.text for c in rep.caveats)
+    section = rep.html()[rep.html().index('id="comparison"'):rep.html().index('id="conclusions"')]
+    assert "UNTRUSTWORTHY comparison:" in section
+    # trustworthy fits: nothing marked
+    ok = build_report({"good": good}, comparisons={"c": compare_models({"H1": good, "H3": copy.copy(good)},
+                                                                       group=None, var_names=["y"])}, figures=False)
+    assert ok.comparisons[0].untrustworthy == [] and "UNTRUSTWORTHY" not in ok.comparisons[0].verdict
+    assert untrustworthy_verdict("v.", []) == "v."
+    back = ComparisonView.from_dict(view.to_dict())
+    assert back.untrustworthy == ["H2"]
+    # the comparison itself records it (so `mscbayes compare` prints it too), and keeps it in its saved file
+    from mscbayes.comparison import compare_fits
+
+    direct = compare_fits({"H1": good, "H2": bad}, group=None, kfold=False)
+    assert direct.untrustworthy == ("H2",) and direct.verdict.startswith("UNTRUSTWORTHY comparison")
+    assert "so the LOO estimates are reliable" not in direct.verdict
+
+
+def test_source_tags_have_a_legend_in_the_report(html, report):
+    from mscbayes.priors import REFERENCES, SOURCE_TAGS
+
+    legend = dict(report.fits[0].source_legend)
+    used = {f"[{t}]" for t in ("V", "D")}
+    assert used <= set(legend) and all(legend[t] == SOURCE_TAGS[t[1:-1]] for t in used)
+    prov = html[html.index('id="provenance"'):html.index('id="data"')]
+    assert "<strong>[D]</strong> a design choice" in prov and REFERENCES in prov
+    assert txt.source_legend(["V"])[0] == ("[V]", SOURCE_TAGS["V"])

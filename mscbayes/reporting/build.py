@@ -36,6 +36,7 @@ import pandas as pd
 
 from mscbayes import __version__
 from mscbayes import plots as figs
+from mscbayes.comparison import untrustworthy_verdict
 from mscbayes.constants import INTERVAL_PROB
 from mscbayes.predictive import population_names
 from mscbayes.provenance import ResultFileError, atomic_write, ensure_writable
@@ -129,12 +130,19 @@ def _cell(v: Any, digits: int = 3) -> str:
 
 @dataclass
 class FigureView:
-    """One embedded figure: PNG bytes plus title and caption."""
+    """One embedded figure: PNG bytes plus title and caption, and what a reader could not read in it
+    (`mscbayes.plots.figure_problems`: unlabelled data axes, overlapping tick labels, clipped titles)."""
 
     key: str
     title: str
     caption: str
     png: bytes = field(repr=False)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def axes_labelled(self) -> bool:
+        """Every axis that shows values has a label (recorded in the HTML as ``data-axes-labelled``)."""
+        return not any("has no label" in p for p in self.problems)
 
     @property
     def uri(self) -> str:
@@ -152,9 +160,13 @@ def _figure_view(key: str, title: str, caption: str, make: Callable[[], tuple]) 
     try:
         fig, _ = make()
     except Exception as err:  # a figure must never stop the report
-        log.warning("figure %s not drawn: %s", key, err)
+        log.warning("figure %s not drawn: %s", key, err, exc_info=err)
         return None
-    return FigureView(key, title, caption, figs.to_png(fig))
+    png = figs.to_png(fig)
+    problems = figs.figure_problems(fig)
+    if problems:
+        log.warning("figure %s: %s", key, "; ".join(problems))
+    return FigureView(key, title, caption, png, problems)
 
 
 # =========================================================================== comparison / Treg views
@@ -172,6 +184,7 @@ class ComparisonView:
     pareto: pd.DataFrame | None = None   # per model: n, n_high_k, max_k, good_k
     reliable: bool | None = None
     method: str = ""                      # e.g. "psis-loo", "kfold"
+    untrustworthy: list[str] = field(default_factory=list)   # compared models whose fits failed their diagnostics
 
     _COLUMNS = ("rank", "elpd_loo", "p_loo", "elpd_diff", "se", "dse", "weight", "weight_bb_pseudo_bma",
                 "n_groups", "n_obs", "good_k", "n_high_k", "warning")
@@ -198,7 +211,8 @@ class ComparisonView:
         return cls(name=name, table=t, verdict=str(getattr(comparison, "verdict", "") or ""),
                    group=getattr(comparison, "group", None), data_sha256=getattr(comparison, "data_sha256", None),
                    pareto=pareto, reliable=None if reliable is None else bool(reliable),
-                   method=str(getattr(comparison, "method", "") or ""))
+                   method=str(getattr(comparison, "method", "") or ""),
+                   untrustworthy=[str(m) for m in getattr(comparison, "untrustworthy", ()) or ()])
 
     @property
     def best(self) -> str:
@@ -212,6 +226,7 @@ class ComparisonView:
         return {
             "mscbayes_comparison": 1, "name": self.name, "verdict": self.verdict, "group": self.group,
             "data_sha256": self.data_sha256, "reliable": self.reliable, "method": self.method,
+            "untrustworthy": list(self.untrustworthy),
             "table": json.loads(self.table.reset_index().to_json(orient="records")),
             "pareto": None if self.pareto is None else json.loads(self.pareto.reset_index().to_json(orient="records")),
         }
@@ -224,7 +239,7 @@ class ComparisonView:
         pareto = pd.DataFrame(d["pareto"]).set_index("model") if d.get("pareto") else None
         return cls(name=d["name"], table=table, verdict=d.get("verdict", ""), group=d.get("group"),
                    data_sha256=d.get("data_sha256"), pareto=pareto, reliable=d.get("reliable"),
-                   method=d.get("method", ""))
+                   method=d.get("method", ""), untrustworthy=list(d.get("untrustworthy") or []))
 
     def to_json(self, path: str | os.PathLike[str], *, force: bool = True) -> Path:
         body = json.dumps(self.to_dict(), indent=2, default=str)
@@ -262,9 +277,11 @@ class ComparisonView:
             pareto["good_k"] = good
             pareto.index.name = "model"
         group = ds.attrs.get("group")
+        bad = ds.attrs.get("untrustworthy")
         return cls(name=name or Path(path).stem, table=table, verdict=str(ds.attrs.get("verdict", "")),
                    group=None if group in (None, "None") else str(group), data_sha256=ds.attrs.get("data_sha256"),
-                   pareto=pareto, method=str(ds.attrs.get("method", "")))
+                   pareto=pareto, method=str(ds.attrs.get("method", "")),
+                   untrustworthy=[m for m in str(bad).split(",") if m] if bad else [])
 
 
 @dataclass
@@ -419,6 +436,12 @@ class FitView:
     has_predictive: bool = False
     notes: list[str] = field(default_factory=list)
     sensitivity_frame: pd.DataFrame | None = field(default=None, repr=False)
+    pit_reading: str = ""            # how to read the LOO-PIT figure given the Pareto k (`text.loo_pit_reading`)
+
+    @property
+    def source_legend(self) -> list[tuple[str, str]]:
+        """The meaning of the source tags used in this fit's prior table, and where the sources are."""
+        return txt.source_legend(_source_tags(self.priors)) if self.priors is not None else []
 
     @property
     def label(self) -> str:
@@ -553,6 +576,16 @@ def _priors_table(table: Mapping | None, used: Iterable[str] | None = None) -> T
                      rows)
 
 
+def _source_tags(priors: TableView | None) -> list[str]:
+    """The source tags ([V], [D], ...) used in a prior table's source column."""
+    import re
+
+    if priors is None:
+        return []
+    col = priors.columns.index("source")
+    return sorted({t for row in priors.rows for t in re.findall(r"\[([A-Za-z][\w-]*)", row[col])})
+
+
 def _diagnostics_table(fit: Any, pareto: dict | None) -> TableView:
     rows, classes = [], []
     for c in fit.diagnostics.checks:
@@ -564,10 +597,16 @@ def _diagnostics_table(fit: Any, pareto: dict | None) -> TableView:
         ok = pareto["n_high"] == 0
         rows.append(["pareto_k", str(pareto["n_high"]), f"k <= {pareto['good_k']:.2f} for every observation",
                      "pass" if ok else "warn", "warn",
-                     f"max Pareto k {pareto['max_k']:.2f} over {pareto['n']} observations (PSIS-LOO)"
-                     + ("" if ok else f"; {pareto['n_high']} above the threshold")])
+                     f"max Pareto k {_fmt_k(pareto['max_k'])} over {pareto['n']} observations (PSIS-LOO)"
+                     + ("" if ok else f"; {pareto['n_high']} above the threshold, so their LOO-PIT values "
+                        "(section 5) are unreliable")])
         classes.append("pass" if ok else "warn")
     return TableView(["check", "value", "threshold", "status", "severity", "in words"], rows, classes)
+
+
+def _fmt_k(k: float) -> str:
+    """A Pareto k in words: 'infinite' rather than 'inf'."""
+    return f"{k:.2f}" if np.isfinite(k) else "infinite (importance weights fail)"
 
 
 def _attempts_table(fit: Any) -> TableView | None:
@@ -580,7 +619,7 @@ def _attempts_table(fit: Any) -> TableView | None:
                      f"tune {st.get('tune')}, target_accept {st.get('target_accept')}",
                      "yes" if a.get("passed") else "no", "yes" if a.get("kept") else "",
                      f"{a.get('wall_seconds', float('nan')):.1f} s" if a.get("wall_seconds") is not None else "",
-                     str(a.get("verdict", ""))])
+                     txt.one_line(str(a.get("verdict", "")), limit=300)])
     return TableView(["attempt", "sampler", "settings", "passed", "kept", "time", "verdict"], rows)
 
 
@@ -650,7 +689,7 @@ def _pareto(fit: Any, var: str) -> dict | None:
         k = np.asarray(loo.pareto_k.values, dtype=float)
         good = float(getattr(loo, "good_k", 0.7))
         return {"n": int(k.size), "n_high": int((~(k <= good)).sum()), "max_k": float(np.nanmax(k)), "good_k": good,
-                "elpd": float(loo.elpd_loo), "se": float(loo.se)}
+                "elpd": float(loo.elpd_loo), "se": float(loo.se), "k": k}
     except Exception as err:
         log.warning("PSIS-LOO of %s failed: %s", var, err)
         return None
@@ -687,7 +726,8 @@ def _fit_view(name: str, fit: Any, *, truth: Mapping[str, float] | None, sensiti
                 posterior={e.label: e.post for e in group},
                 prior={e.label: e.prior for e in group if e.prior is not None},
                 scales={e.label: e.scale for e in group},
-                truth={e.label: e.truth for e in group if e.truth is not None}))
+                truth={e.label: e.truth for e in group if e.truth is not None},
+                xlabels={e.label: _axis_label(e) for e in group}))
         if fv:
             figures[key] = fv
     if derived_elements:
@@ -698,7 +738,9 @@ def _fit_view(name: str, fit: Any, *, truth: Mapping[str, float] | None, sensiti
             lambda: figs.plot_prior_posterior(
                 posterior={_derived_label(e, quantities): e.post for e in derived_elements},
                 prior={_derived_label(e, quantities): e.prior for e in derived_elements if e.prior is not None},
-                scales={_derived_label(e, quantities): e.scale for e in derived_elements}, ncols=2))
+                scales={_derived_label(e, quantities): e.scale for e in derived_elements},
+                xlabels={_derived_label(e, quantities): _axis_label(e, quantities.get(e.var))
+                         for e in derived_elements}, ncols=2))
         if fv:
             figures["derived"] = fv
 
@@ -706,6 +748,7 @@ def _fit_view(name: str, fit: Any, *, truth: Mapping[str, float] | None, sensiti
     obs_var = check[0] if check else _first_observed(work)
     pareto = _pareto(work, obs_var) if obs_var else None
     n_pit = 0
+    pit_reading = ""
     parts = _predictive_parts(work, obs_var) if obs_var else None
     if parts is not None:
         y, yrep, ll = parts
@@ -724,20 +767,27 @@ def _fit_view(name: str, fit: Any, *, truth: Mapping[str, float] | None, sensiti
         else:
             fv = _figure_view("ppc", "Posterior predictive check",
                               "Observations (points) against the 94 % interval of their posterior predictive draws.",
-                              lambda: _plot_points(y, yrep))
+                              lambda: _plot_points(y, yrep, obs_var))
             if fv:
                 figures["ppc"] = fv
         try:
             pit = _loo_pit(y, yrep, ll, int(fit.seed))
             n_pit = int(pit.size)
+            k = pareto["k"] if pareto is not None and len(pareto["k"]) == pit.size else None
+            unreliable = None if k is None else ~(k <= pareto["good_k"])
+            if pareto is not None:
+                pit_reading = txt.loo_pit_reading(pareto["n_high"], pareto["n"], good_k=pareto["good_k"],
+                                                  max_k=pareto["max_k"])
             fv = _figure_view("loo_pit", "LOO-PIT calibration",
                               "Leave-one-out probability integral transform of every continuous measurement "
-                              "(randomised for values at a detection limit). Uniform = calibrated.",
-                              lambda: figs.plot_loo_pit(pit=pit))
+                              "(randomised for values at a detection limit). Uniform = calibrated"
+                              + (", for the points whose Pareto k is below the threshold (orange: above it, "
+                                 "unreliable)." if unreliable is not None and unreliable.any() else "."),
+                              lambda: figs.plot_loo_pit(pit=pit, unreliable=unreliable))
             if fv:
                 figures["loo_pit"] = fv
         except Exception as err:
-            notes.append(f"LOO-PIT not computed: {err}")
+            notes.append(txt.error_note("LOO-PIT not computed", err))
     else:
         notes.append("no posterior predictive draws: the predictive checks are missing for this fit "
                      "(mscbayes.predictive.add_predictive draws them)")
@@ -765,8 +815,22 @@ def _fit_view(name: str, fit: Any, *, truth: Mapping[str, float] | None, sensiti
         sensitivity=sens_table, figures=figures, elements=elements, derived_elements=derived_elements,
         data_sha256=str(fit.data_sha256), data_source=str(fit.data_source), species=species,
         n_high_k=int(pareto["n_high"]) if pareto else 0, n_pit=n_pit, has_predictive=parts is not None, notes=notes,
-        sensitivity_frame=sens_frame,
+        sensitivity_frame=sens_frame, pit_reading=pit_reading,
     )
+
+
+def _axis_label(e: Element, quantity: Any = None) -> str:
+    """The x-label of a prior-vs-posterior panel from the prior table's unit or the derived `Quantity`'s unit
+    (fractions without a unit are named as such), and the axis scale."""
+    if e.prior_obj is not None:
+        unit = e.prior_obj.unit
+    elif quantity is not None and getattr(quantity, "unit", ""):
+        unit = quantity.unit
+    elif getattr(quantity, "of", ""):
+        unit = f"fraction of {quantity.of}"
+    else:
+        unit = "fraction" if e.scale == "logit" else ""
+    return figs.scale_label(unit, e.scale)
 
 
 def _derived_label(e: Element, quantities: Mapping[str, Any]) -> str:
@@ -784,7 +848,7 @@ def _first_observed(fit: Any) -> str | None:
     return str(names[0]) if names else None
 
 
-def _plot_points(y: np.ndarray, yrep: np.ndarray):
+def _plot_points(y: np.ndarray, yrep: np.ndarray, var: str = "value"):
     from matplotlib.figure import Figure
 
     order = np.argsort(np.median(yrep, axis=0))
@@ -796,7 +860,7 @@ def _plot_points(y: np.ndarray, yrep: np.ndarray):
     ax.plot(x, med, color="#1b6ca8", linewidth=1, label="predictive median")
     ax.scatter(x, y[order], color="black", s=10, zorder=3, label="observed")
     ax.set_xlabel("observations, ordered by predicted median")
-    ax.set_ylabel("value")
+    ax.set_ylabel(f"{var} (scale of the data)")
     ax.legend(fontsize=8, frameon=False)
     return fig, ax
 
@@ -903,6 +967,7 @@ def _environment(*, autoescape: bool):
     env = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
                       autoescape=autoescape, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["tableid"] = lambda s: "".join(ch if ch.isalnum() else "-" for ch in str(s)).strip("-").lower()
+    env.filters["plain"] = lambda s: txt.one_line(str(s), limit=400)   # notes: one line, never a traceback
     return env
 
 
@@ -1111,7 +1176,7 @@ def _build_report(fits, *, comparisons, title, truths, sensitivity, analysis, pr
             res = ResultsView.from_fit(name, fit)
         except Exception as err:  # a family's summaries must never stop the report
             res = None
-            fit_notes.append(f"results of the {fit.kind} model not computed ({type(err).__name__}: {err})")
+            fit_notes.append(txt.error_note(f"results of the {fit.kind} model not computed", err))
         if res is not None:
             results.append(res)
         fit_notes += [f"design: {n}" for n in getattr(fit, "design_notes", [])]
@@ -1134,6 +1199,9 @@ def _build_report(fits, *, comparisons, title, truths, sensitivity, analysis, pr
     for i, (key, comp) in enumerate(as_items(comparisons)):
         view = ComparisonView.from_comparison(comp, name=str(key) if key is not None else
                                               getattr(comp, "name", None) or f"comparison {i + 1}")
+        view.untrustworthy = _untrustworthy_members(view, named)
+        if view.untrustworthy and not view.verdict.startswith("UNTRUSTWORTHY"):
+            view.verdict = untrustworthy_verdict(view.verdict, view.untrustworthy)
         comp_views.append(view)
     comp_figs = {}
     for c in comp_views:
@@ -1150,6 +1218,20 @@ def _build_report(fits, *, comparisons, title, truths, sensitivity, analysis, pr
     return Report(title=title, created=created, fits=views, datasets=datasets, comparisons=comp_views,
                   comparison_figures=comp_figs, results=results, conclusions=conclusions,
                   caveats=caveats, analysis=dict(analysis or {}), notes=notes)
+
+
+def _untrustworthy_members(view: ComparisonView, fits: Mapping[str, Any]) -> list[str]:
+    """The compared models whose fits failed their diagnostics: as the comparison recorded them, plus the fits of
+    this report made on the same data whose hypothesis (or name) is one of the compared models."""
+    models = [str(m) for m in view.table.index]
+    bad = [m for m in view.untrustworthy if m in models] or list(view.untrustworthy)
+    for name, fit in fits.items():
+        if getattr(fit, "trustworthy", True) or (view.data_sha256 and str(fit.data_sha256) != str(view.data_sha256)):
+            continue
+        for label in (getattr(fit, "hypothesis", None), name):
+            if label is not None and str(label) in models and str(label) not in bad:
+                bad.append(str(label))
+    return bad
 
 
 def _run_provenance(fit: Any) -> dict[str, str]:
@@ -1172,8 +1254,12 @@ def _conclusions_and_caveats(views, datasets, comps, results, named, truths):
             for e in v.derived_elements:
                 where = str(next(iter(e.coords.values()))) if e.coords else "all studies"
                 derived.setdefault(e.var, {})[where] = e.post
+            ratios: dict[str, dict[str, float]] = {}
+            for e in v.derived_elements:
+                where = str(next(iter(e.coords.values()))) if e.coords else "all studies"
+                ratios.setdefault(e.var, {})[where] = e.sd_ratio
             conclusions += txt.derived_conclusions(v.name, derived, _derived_of(named[v.name]),
-                                                   trustworthy=v.trustworthy, species=v.species)
+                                                   trustworthy=v.trustworthy, species=v.species, sd_ratios=ratios)
         ratios = {e.label: e.sd_ratio for e in v.elements + v.derived_elements}
         caveats += txt.identifiability_caveats(v.name, ratios)
         if v.sensitivity_frame is not None and len(v.sensitivity_frame):
@@ -1181,9 +1267,13 @@ def _conclusions_and_caveats(views, datasets, comps, results, named, truths):
         missed = [e.label for e in v.elements if e.truth is not None and not _covers(e)]
         caveats += txt.truth_caveats(v.name, missed)
         if v.n_high_k:
-            caveats += txt.pareto_caveats(v.name, v.n_high_k, v.n_pit or v.n_high_k)
+            caveats += txt.pareto_caveats(v.name, v.n_high_k, v.n_pit or v.n_high_k, pit=bool(v.n_pit))
     for c in comps:
-        conclusions += txt.comparison_conclusion(c.name, c.table, c.verdict)
+        conclusions += txt.comparison_conclusion(c.name, c.table, c.verdict, untrustworthy=c.untrustworthy)
+        if c.untrustworthy:
+            caveats.append(txt.Caveat("untrustworthy", "high",
+                                      f"Comparison '{c.name}' includes fits that failed their sampler diagnostics "
+                                      f"({', '.join(c.untrustworthy)}); its weights and verdict are not reliable."))
         if c.pareto is not None and "n_high_k" in c.pareto and int(c.pareto["n_high_k"].sum()):
             n_units = int(c.pareto["n"].max()) if "n" in c.pareto else 0
             caveats += txt.pareto_caveats(c.name, int(c.pareto["n_high_k"].max()), n_units,
