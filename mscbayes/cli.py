@@ -262,12 +262,13 @@ def fit(data: Path = typer.Argument(..., help="CSV table (fate, combined in vivo
         ensure_writable(out_path, force=force, what="fit file")
         if not data.exists():
             raise FileNotFoundError(f"no such file: {data}")
+        # the arguments' own files first (usage errors, exit 2), then the data (exit 1)
+        overrides = read_prior_overrides(priors) if priors is not None else None
         table = api.read_table(data)
         family = api.model_for(table, hypothesis, model)
         canonical = family.check_hypothesis(hypothesis)
-        family.check_data(table.frame, canonical)
-        overrides = read_prior_overrides(priors) if priors is not None else None
         family.resolve_priors(overrides, source=str(priors))  # a bad prior fails now, not after sampling
+        family.check_data(table.frame, canonical)
         out.print(f"fitting the {family.label} model{f' ({canonical})' if canonical else ''} to {len(table.frame)} "
                   f"rows of {data} ({sampler}, {chains} chains x {draws} draws, seed {seed})", markup=False)
         result = api.fit(table, model=family.name, hypothesis=canonical, priors=overrides, seed=seed,

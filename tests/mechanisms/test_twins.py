@@ -17,7 +17,8 @@ REQUESTS = [(a, o) for a in ("cr51", "in111", "bli", "dna_qpcr", "dye", "flow_de
 
 
 @pytest.fixture(scope="module")
-def compiled():
+def twins():
+    """The numpy reference and the symbolic graph of one design that covers every route, species and assay."""
     rng = np.random.default_rng(0)
     n = 24
     routes = np.array(["intravenous", "intra_arterial", "portal_vein", "local"] * 6)
@@ -32,20 +33,28 @@ def compiled():
     kd_t, off_t = pt.dvector("kd"), pt.dvector("off")
     graph = expected_signals(design, sym, REQUESTS, kd=kd_t, viability=0.9, lung_logit_offset=off_t, xp=pytensor_backend())
     inputs = [sym[k] for k in NAMES] + [kd_t, off_t]
-    total = sum(pt.sum(pt.log(v + 1.0)) for v in graph.values())
-    grads = pytensor.grad(total, inputs)
-    f_values = pytensor.function(inputs, list(graph.values()), mode="NUMBA")
-    f_grad = pytensor.function(inputs, [total] + grads, mode="NUMBA")
     args = [VALUES[k] for k in NAMES] + [kd, off]
-    return dict(ref=ref, keys=list(graph), f_values=f_values, f_grad=f_grad, args=args)
+    return dict(ref=ref, graph=graph, inputs=inputs, args=args)
 
 
-def test_pytensor_twin_equals_numpy(compiled):
-    got = compiled["f_values"](*compiled["args"])
-    for key, value in zip(compiled["keys"], got):
-        np.testing.assert_allclose(value, compiled["ref"][key], rtol=1e-10, atol=1e-9, err_msg=str(key))
+@pytest.fixture(scope="module")
+def compiled(twins):
+    """The gradient of the whole forward map compiled with numba: ~15 min and ~13 GB on a 2-core machine
+    (benchmarks/README.md), hence `slow` — CI runs it, `pytest -m "not slow"` on a laptop does not."""
+    total = sum(pt.sum(pt.log(v + 1.0)) for v in twins["graph"].values())
+    grads = pytensor.grad(total, twins["inputs"])
+    f_grad = pytensor.function(twins["inputs"], [total] + grads, mode="NUMBA")
+    return dict(f_grad=f_grad, args=twins["args"])
 
 
+def test_pytensor_twin_equals_numpy(twins):
+    f_values = pytensor.function(twins["inputs"], list(twins["graph"].values()), mode="NUMBA")
+    got = f_values(*twins["args"])
+    for key, value in zip(twins["graph"], got):
+        np.testing.assert_allclose(value, twins["ref"][key], rtol=1e-10, atol=1e-9, err_msg=str(key))
+
+
+@pytest.mark.slow
 def test_gradients_match_finite_differences(compiled):
     f, args = compiled["f_grad"], compiled["args"]
     res = f(*args)
@@ -66,6 +75,7 @@ def test_gradients_match_finite_differences(compiled):
         assert float(np.dot(res[1 + j], v)) == pytest.approx(fd, rel=1e-5, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_gradients_finite_over_extreme_prior_tails(compiled):
     f, args = compiled["f_grad"], list(compiled["args"])
     for kd_scale, kphi in [(50.0, 1e-4), (1e-4, 50.0), (1.0, 0.07)]:
