@@ -47,6 +47,7 @@ def no_figures(monkeypatch):
     """Re-runs in these tests check the run's plumbing; their reports skip the figures (faster)."""
     from mscbayes.reporting import build_report
 
+    tiny_run()  # the shared run (cached) is made with its figures before they are switched off
     monkeypatch.setattr(run_mod, "build_report", functools.partial(build_report, figures=False))
 
 
