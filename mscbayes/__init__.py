@@ -5,7 +5,8 @@
     fit = mb.fit(table, seed=1)
     mb.report([fit], out="report.html")
 
-The whole workflow is at the top level (`mscbayes.api`): read_table, load_dataset, list_datasets, simulate,
+The whole workflow is at the top level (`mscbayes.api`): read_table, load_dataset, list_datasets,
+evidence_rows, simulate,
 build_model, fit, load_fit, compare, report, run, and the figures (plot_data, plot_ppc, plot_loo_pit,
 plot_prior_posterior, plot_comparison, plot_pathways). Names are imported on first use, so ``import mscbayes``
 stays fast.
@@ -17,7 +18,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_API = ("read_table", "load_dataset", "list_datasets", "simulate", "build_model", "fit", "load_fit", "compare",
+_API = ("read_table", "load_dataset", "list_datasets", "evidence_rows", "simulate", "build_model", "fit", "load_fit", "compare",
         "report", "run", "model_for")
 _PLOTS = ("plot_data", "plot_ppc", "plot_loo_pit", "plot_prior_posterior", "plot_comparison", "plot_pathways")
 _OTHER = {"SamplerSettings": "mscbayes.inference", "Fit": "mscbayes.inference", "families": "mscbayes.families",

@@ -26,12 +26,21 @@ from .provenance import ensure_writable
 from .reporting.build import Report, as_items, build_report, load_results
 from .analysis import RunResult, run_analysis
 
-__all__ = ["read_table", "load_dataset", "list_datasets", "simulate", "build_model", "fit", "load_fit", "compare",
-           "report", "run", "model_for"]
+__all__ = ["read_table", "load_dataset", "list_datasets", "evidence_rows", "simulate", "build_model", "fit", "load_fit",
+           "compare", "report", "run", "model_for"]
 
 
 def _is_table(obj: Any) -> bool:
     return all(hasattr(obj, a) for a in ("kind", "frame", "source", "sha256"))
+
+
+def evidence_rows(names=None, *, assume: dict | None = None):
+    """The bundled published rows that feed the evidence model: `.rows` (an evidence table: each row mapped onto a
+    model quantity, with its source, location and mapping) and `.excluded` (every other row, with its reason).
+    `assume` ({dataset: {column: value}}) fills design fields a paper does not print; each use is recorded."""
+    from .families.fate.evidence_rows import evidence_rows_from_datasets
+
+    return evidence_rows_from_datasets(names, assume=assume)
 
 
 def read_table(source, *, kind: str | None = None):

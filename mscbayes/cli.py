@@ -8,12 +8,15 @@
     mscbayes run ANALYSIS.toml --out DIR [--refit [NAME]]     fit, compare, report (re-runs reuse fits)
     mscbayes report FIT_OR_COMPARISON ... -o report.html      report of existing fits / comparisons / run dirs
     mscbayes datasets list | mscbayes datasets show NAME      bundled published evidence with sources
+    mscbayes datasets rows [--out rows.csv]                   the bundled rows the evidence model reads
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -108,10 +111,32 @@ def _version(value: bool):
         raise typer.Exit()
 
 
+class _ProgressHandler(logging.Handler):
+    """mscbayes' progress and warning log lines, printed plain to the current stderr (looked up per line, so
+    a test runner's swapped stream is honoured)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(record.getMessage() if record.levelno < logging.WARNING else f"warning: {record.getMessage()}",
+                  markup=False)
+
+
+def _setup_messages(verbose: bool = True) -> None:
+    """Progress lines of mscbayes on stderr (INFO, or WARNING only when not `verbose`); third-party noise off:
+    PyTensor's BLAS advice (mscbayes compiles with numba, which brings its own BLAS) and PyMC's per-call
+    "Sampling: [...]" lines."""
+    warnings.filterwarnings("ignore", message=r"PyTensor could not link to a BLAS", category=UserWarning)
+    logging.getLogger("pymc").setLevel(logging.WARNING)
+    logger = logging.getLogger("mscbayes")
+    if not any(isinstance(h, _ProgressHandler) for h in logger.handlers):
+        logger.addHandler(_ProgressHandler())
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
 @app.callback()
 def main_options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                               help="print the version and exit")):
     """mscbayes: Bayesian models of MSC trapping, clearance and Treg induction."""
+    _setup_messages()
 
 
 @app.command()
@@ -225,6 +250,32 @@ def datasets_show(name: str = typer.Argument(..., help="dataset name (see `mscba
         from .data.registry import show_dataset
 
         out.print(show_dataset(name), markup=False)
+
+    _guard(body)
+
+
+@datasets_app.command("rows")
+def datasets_rows(out_path: Optional[Path] = typer.Option(None, "--out", "-o",
+                                                          help="write the rows as an evidence table (CSV)"),
+                  excluded: Optional[Path] = typer.Option(None, "--excluded",
+                                                          help="write the rows that do not map, with reasons (CSV)"),
+                  force: bool = typer.Option(False, "--force", help="replace existing output files")):
+    """Every bundled row that feeds the evidence model (study, quantity, value, source, mapping), then the rows
+    that do not map and why. With --out, the rows as an evidence table that `mscbayes fit` reads."""
+
+    def body():
+        from .api import evidence_rows
+        from .provenance import atomic_write, ensure_writable
+
+        for path in (out_path, excluded):
+            if path is not None:
+                ensure_writable(path, force=force)
+        selection = evidence_rows()
+        out.print(selection.summary(), markup=False)
+        for path, frame in ((out_path, selection.rows), (excluded, selection.excluded)):
+            if path is not None:
+                atomic_write(path, lambda tmp, f=frame: f.to_csv(tmp, index=False), force=force)
+                out.print(f"wrote {path} ({len(frame)} rows)", markup=False)
 
     _guard(body)
 
@@ -394,6 +445,7 @@ def run(analysis: Path = typer.Argument(..., help="analysis TOML: data sets, mod
     def body():
         from .analysis import run_cli
 
+        _setup_messages(verbose=not quiet)
         which = True if refit and "*" in refit else (list(refit) if refit else False)
         code = run_cli(analysis, out_dir, progress=not quiet, refit=which,
                        echo=lambda m: err.print(m, markup=False))

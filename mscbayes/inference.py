@@ -355,7 +355,11 @@ def compiled_nutpie_model(model: pm.Model) -> Any:
     if entry is None or entry.key != key:
         entry = next((e for e in reversed(_NUTPIE_RECENT) if e.key == key and _same_computation(e, model)), None)
         if entry is None:
+            log.info("compiling the model with numba (seconds when this machine's cache holds it; the first compile "
+                     "of a model on a machine takes minutes)")
+            t0 = time.time()
             compiled = nutpie.compile_pymc_model(model, backend="numba", gradient_backend="pytensor")
+            log.info("compiled in %.0f s", time.time() - t0)
             entry = _CacheEntry(key=key, compiled=compiled, model=model)
             _NUTPIE_RECENT.append(entry)
             for old in _NUTPIE_RECENT[:-NUTPIE_CACHE_SIZE]:
@@ -382,6 +386,8 @@ def _sample_nutpie(model: pm.Model, settings: SamplerSettings, *, seed: int, cor
     )
 
     compiled = compiled_nutpie_model(model)
+    log.info("sampling %d chains × %d draws (tune %d) with nutpie%s", settings.chains, settings.draws, settings.tune,
+             "" if progress else "; no progress bar off a terminal")
     t0 = time.time()
     idata = nutpie.sample(
         compiled,

@@ -66,6 +66,25 @@ def test_datasets_list_and_show():
     assert r.exit_code == 2 and "did you mean 'lee2009'" in r.output
 
 
+def test_datasets_rows_writes_an_evidence_table_that_reads_back(tmp_path):
+    """`datasets rows --out` writes the rows the evidence model maps (a table `fit` reads, every row sourced) and
+    `--excluded` the rest with a reason each; an existing file is kept without --force."""
+    import mscbayes as mb
+
+    rows, excluded = tmp_path / "rows.csv", tmp_path / "excluded.csv"
+    r = run("datasets", "rows", "--out", rows, "--excluded", excluded)
+    assert r.exit_code == 0, r.output
+    selection = mb.evidence_rows()
+    table = mb.read_table(rows)
+    assert table.kind == "evidence" and list(table.frame.row_id) == list(selection.rows.row_id)
+    assert table.frame.source.str.match(r"^(PMC\d+|10\.\d{4,})").all()
+    assert f"wrote {excluded} ({len(selection.excluded)} rows)" in r.output
+    assert (selection.excluded.reason.str.len() > 0).all()
+    before = rows.read_bytes()
+    r = run("datasets", "rows", "--out", rows)
+    assert r.exit_code == 2 and "--force" in r.output and rows.read_bytes() == before
+
+
 def test_fit_refuses_bad_sampler_before_any_work(tmp_path):
     data = tmp_path / "data.csv"
     run("simulate", DESIGN, "--out", data, "--seed", 1)

@@ -219,6 +219,56 @@ def test_docs_examples_are_valid(tmp_path, reader, kind):
         assert table.kind == kind and 3 <= len(table) <= 6
 
 
+def _read_derived(path):
+    from mscbayes.data.registry import read_derived_table
+
+    return read_derived_table(path)
+
+
+def _read_evidence(path):
+    from mscbayes.families.fate.evidence import read_evidence_table
+
+    return read_evidence_table(path).frame
+
+
+def _read_invivo(path):
+    from mscbayes.data.outcomes import read_invivo_table
+
+    return read_invivo_table(path).frame
+
+
+@pytest.mark.parametrize("kind,reader,parts", [("invivo", _read_invivo, {"fate", "outcome"}),
+                                               ("derived", _read_derived, None), ("evidence", _read_evidence, None)])
+def test_docs_examples_of_the_other_table_kinds_are_valid(tmp_path, kind, reader, parts):
+    """The worked examples of §4 (combined in vivo table) and §5 (derived and evidence tables) validate, and each
+    shows what its section says it shows (outcome and fate rows in one file; rows with their sources)."""
+    from mscbayes.data.outcomes import split_parts
+
+    text = DOCS.read_text(encoding="utf-8")
+    blocks = re.findall(rf"<!-- example: {kind} -->\s*```csv\n(.*?)```", text, flags=re.S)
+    assert blocks, f"no {kind} example in the docs"
+    for k, block in enumerate(blocks):
+        path = tmp_path / f"{kind}{k}.csv"
+        path.write_text(block, encoding="utf-8")
+        frame = reader(path)
+        assert len(frame) == block.strip().count("\n")
+        if parts:
+            assert set(split_parts(frame)) == parts
+        else:
+            assert frame["source"].str.match(r"^(PMC\d+|10\.\d{4,}/)").all()
+
+
+def test_docs_describe_every_outcome_column_and_value():
+    from mscbayes.data import outcomes
+
+    text = DOCS.read_text(encoding="utf-8")
+    for c in outcomes.COLUMNS:
+        assert re.search(rf"\|\s*`{c.name}`\s*\|", text), f"outcome column {c.name} missing from {DOCS.name}"
+    for vocab in (outcomes.READOUT_VOCAB, outcomes.TREATMENT_VOCAB, outcomes.DEPLETION_VOCAB):
+        for v in vocab.values:
+            assert f"`{v}`" in text, f"value {v} missing from {DOCS.name}"
+
+
 def test_saved_validated_table_reads_back(tmp_path):
     """A validated frame written to CSV (with its source_row column) reads back to the same data."""
     out = validate_frame(pd.DataFrame({"name": ["a", "b"], "x": ["0.5", "1"], "source_row": [7, 9]}), TINY)
