@@ -581,7 +581,7 @@ def run_analysis(analysis_toml: str | Path, out_dir: str | Path, *, progress: bo
             d = data[dataset]
             table = family.read_table(d.raw)
             tables[key] = table
-            say(f"data {dataset}: {len(table.frame)} rows of a {d.kind} table for the {family.label} model "
+            say(f"data {dataset}: {len(table.frame)} rows of {'an' if d.kind[0] in 'aeiou' else 'a'} {d.kind} table for the {family.label} model "
                 f"(sha256 {table.sha256[:12]}, {d.label})")
             manifest_ds.setdefault(dataset, {"source": str(table.source), "sha256": table.sha256,
                                              "rows": len(table.frame), "kind": d.kind,
