@@ -1347,6 +1347,10 @@ class Table:
     def __len__(self) -> int:
         return len(self.frame)
 
+    def notice_lines(self) -> list[str]:
+        """The notices as every command prints them: "note: route: 'IV' read as 'intravenous' (12 rows)"."""
+        return [f"note: {n}" for n in self.notices]
+
 
 def read_table(path_or_frame, spec: TableSpec, table_cls: type[Table] = Table, *, file: str | None = None) -> Table:
     """Read a CSV path (or take a DataFrame), validate it against `spec` and wrap it in a Table (its

@@ -200,3 +200,35 @@ def test_validate_prints_the_notices():
     res = CliRunner().invoke(app, ["validate", str(BAD / "awkward_aliases.csv")])
     assert res.exit_code == 0
     assert "  note: route: 'IV' read as 'intravenous' (3 rows), 'i.v.' read as 'intravenous' (1 row)" in res.output
+
+
+ALIAS_ROUTE_NOTE = "  note: route: 'IV' read as 'intravenous' (3 rows), 'i.v.' read as 'intravenous' (1 row)"
+
+
+def test_fit_prints_the_notices_before_refusing(tmp_path):
+    """fit reads its table as validate does and says what it read under another spelling; H2 on fate rows alone
+    is refused before any sampling, so nothing is fitted or written."""
+    res = CliRunner().invoke(app, ["fit", str(BAD / "awkward_aliases.csv"), "--out", str(tmp_path / "f.nc"),
+                                   "--hypothesis", "H2"])
+    assert res.exit_code == 1 and "needs outcome rows" in res.output
+    assert ALIAS_ROUTE_NOTE in res.output.splitlines()
+    assert "  note: headers: 'Diameter mean (µm)' read as 'diameter_mean_um'" in res.output
+    assert not (tmp_path / "f.nc").exists()
+
+
+def test_run_prints_the_notices_even_when_quiet(tmp_path, monkeypatch):
+    """run says what it read under another spelling, once per data set, even with --quiet (the progress lines
+    are off); sampling is replaced by a failure, so the notice must come before it."""
+    def refuse(*args, **kwargs):
+        raise RuntimeError("sampling started")
+
+    monkeypatch.setattr("mscbayes.inference.sample", refuse)
+    (tmp_path / "aliases.csv").write_bytes((BAD / "awkward_aliases.csv").read_bytes())
+    (tmp_path / "a.toml").write_text('[sampler]\ndraws = 10\ntune = 10\nchains = 1\n'
+                                     '[[datasets]]\nname = "al"\ncsv = "aliases.csv"\n'
+                                     '[[fits]]\ndataset = "al"\nname = "kinetics"\n', encoding="utf-8")
+    res = CliRunner().invoke(app, ["run", str(tmp_path / "a.toml"), "--out", str(tmp_path / "out"), "--quiet"])
+    assert res.exit_code == 4 and "sampling started" in res.output
+    lines = res.output.splitlines()
+    assert f"  al: {ALIAS_ROUTE_NOTE.strip()}" in lines
+    assert not any(line.startswith("data al:") for line in lines)     # --quiet: no progress lines
