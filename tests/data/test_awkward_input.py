@@ -142,6 +142,42 @@ def test_block_wise_reading_gives_the_same_frame(monkeypatch):
     assert read_fate_table(CLEAN).sha256 == validation.frame_sha256(read_fate_table(CLEAN).frame)
 
 
+def _edit_cells(tmp_path: Path, edits: dict[tuple[int, str], str]) -> Path:
+    """fate_clean.csv with the cells {(file line, column): text} replaced."""
+    with open(CLEAN, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    for (line, col), text in edits.items():
+        rows[line - 1][rows[0].index(col)] = text
+    path = tmp_path / "edited.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(rows)
+    return path
+
+
+def test_problems_in_different_blocks_keep_their_rows_and_order(tmp_path, monkeypatch):
+    """Validated 3 rows at a time (blocks: lines 2-4, 5-7, 8-10, 11), a file reports a bad cell in the first
+    block, a bad cell in the third, and a cross-row conflict whose two rows lie in different blocks (its value
+    read back from the file), exactly as it is reported when validated in one block."""
+    path = _edit_cells(tmp_path, {(2, "species"): "mose", (9, "viability"): "95%", (11, "dose_cells"): "5e6"})
+    whole = [str(p) for p in problems_of(path).problems]
+    monkeypatch.setattr(validation, "VALIDATE_BLOCK_ROWS", 3)
+    blocks = problems_of(path).problems
+    assert [str(p) for p in blocks] == whole
+    assert [(p.row, p.column, p.value) for p in blocks] == [
+        (2, "species", "mose"), (9, "viability", "95%"), (11, "dose_cells", "5e6")]
+    assert "as in row 10" in blocks[2].expected
+    frame = validation.read_csv_text(path)                       # a DataFrame is validated in blocks too
+    assert [str(p) for p in problems_of(frame).problems] == [w.replace(str(path), "<DataFrame>") for w in whole]
+
+
+def test_block_wise_validation_gives_the_same_table(monkeypatch):
+    whole = read_fate_table(BAD / "awkward_percent_unit.csv")
+    monkeypatch.setattr(validation, "VALIDATE_BLOCK_ROWS", 1)
+    one_by_one = read_fate_table(BAD / "awkward_percent_unit.csv")
+    assert one_by_one.frame.equals(whole.frame) and one_by_one.sha256 == whole.sha256
+    assert one_by_one.notices == whole.notices and len(whole.notices) == 2
+
+
 # ------------------------------------------------------------------------------------ long lists of problems
 
 
