@@ -555,7 +555,8 @@ def run_analysis(analysis_toml: str | Path, out_dir: str | Path, *, progress: bo
     and shows the sampler's progress bar on a terminal.
     """
     t_start = time.perf_counter()
-    say = (echo or _echo_default) if progress else (lambda msg: None)
+    notice = echo or _echo_default
+    say = notice if progress else (lambda msg: None)
     analysis = load_analysis(analysis_toml)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -583,6 +584,8 @@ def run_analysis(analysis_toml: str | Path, out_dir: str | Path, *, progress: bo
             tables[key] = table
             say(f"data {dataset}: {len(table.frame)} rows of {'an' if d.kind[0] in 'aeiou' else 'a'} {d.kind} table for the {family.label} model "
                 f"(sha256 {table.sha256[:12]}, {d.label})")
+            for line in table.notice_lines() if hasattr(table, "notice_lines") else []:
+                notice(f"  {dataset}: {line}")  # shown even with --quiet: values were read under another spelling
             manifest_ds.setdefault(dataset, {"source": str(table.source), "sha256": table.sha256,
                                              "rows": len(table.frame), "kind": d.kind,
                                              "simulated": d.truth is not None})

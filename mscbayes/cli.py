@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+import typer.core
 from rich.console import Console
 
 from . import __version__
@@ -33,10 +34,43 @@ EXIT_CODES = {0: "success", 1: "invalid data (every problem is listed with its f
               4: "an internal error of mscbayes (please report it with the command and the message)"}
 _EPILOG = "Exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()) + "."
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, epilog=_EPILOG,
-                  help="mscbayes: Bayesian models of MSC trapping, clearance and Treg induction.")
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def _click_exceptions():
+    """The exceptions module of the click that typer runs on (typer 0.2x vendors it as `typer._click`)."""
+    import typer.core
+
+    return (getattr(typer.core, "_click", None) or typer.core.click).exceptions
+
+
+class _PlainUsageGroup(typer.core.TyperGroup):
+    """The top-level group: a usage error (an unexpected extra argument, an unknown option, a missing argument)
+    is one plain `error:` line naming the command and its --help, exit 2, instead of typer's boxed usage text;
+    `--help` and a bare group name keep their rich help."""
+
+    def _plain(self, call, *args, **kwargs):
+        exc = _click_exceptions()
+        try:
+            return call(*args, **kwargs)
+        except exc.UsageError as e:
+            if isinstance(e, getattr(exc, "NoArgsIsHelpError", ())):
+                raise
+            path = e.ctx.command_path.split()[1:] if e.ctx is not None else []
+            where = " ".join(["mscbayes", *path])  # the program's name, however it was invoked
+            message = e.format_message().rstrip(".")
+            _fail(f"{where}: {message[:1].lower()}{message[1:]}; see {where} --help", 2)
+
+    def make_context(self, *args, **kwargs):
+        return self._plain(super().make_context, *args, **kwargs)
+
+    def invoke(self, ctx):
+        return self._plain(super().invoke, ctx)
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, epilog=_EPILOG, cls=_PlainUsageGroup,
+                  help="mscbayes: Bayesian models of MSC trapping, clearance and Treg induction.")
 
 
 class UserError(Exception):
@@ -58,6 +92,14 @@ def _sampler_settings(**options):
         return SamplerSettings(**options)
     except ValueError as e:
         raise UserError(str(e).replace("SamplerSettings.", "--")) from None
+
+
+def _print_notices(table, console: Console) -> None:
+    """What was read under another spelling or converted from percent, one indented line per column or kind
+    (`Table.notice_lines`, the same lines for validate, fit and run)."""
+    lines = table.notice_lines() if hasattr(table, "notice_lines") else []
+    for line in lines:
+        console.print(f"  {line}", markup=False)
 
 
 def _check_seed(seed: int) -> None:
@@ -220,8 +262,7 @@ def validate(path: Path = typer.Argument(..., help="CSV table to check"),
                      f"assays {', '.join(sorted(f['assay'].dropna().astype(str).unique()))}")
         out.print(f"{path}: OK — {len(f)} rows ({table.kind} table){extra} (sha256 {table.sha256[:12]})",
                   markup=False)
-        for note in table.notices:
-            out.print(f"  note: {note}", markup=False)
+        _print_notices(table, out)
 
     _guard(body)
 
@@ -316,6 +357,7 @@ def fit(data: Path = typer.Argument(..., help="CSV table (fate, combined in vivo
         # the arguments' own files first (usage errors, exit 2), then the data (exit 1)
         overrides = read_prior_overrides(priors) if priors is not None else None
         table = api.read_table(data)
+        _print_notices(table, err)  # as soon as the data are read, before any refusal
         family = api.model_for(table, hypothesis, model)
         canonical = family.check_hypothesis(hypothesis)
         family.resolve_priors(overrides, source=str(priors))  # a bad prior fails now, not after sampling

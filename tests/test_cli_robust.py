@@ -110,7 +110,10 @@ CASES = {
     "validate: rich markup in cells": ("validate {BAD}/cli_markup_cells.csv", 1, "'[red]lung'"),
     "validate: a directory": ("validate {dir}", 1, "outdir"),
     "datasets show: unknown": ("datasets show lee2010", 2, "lee2010"),
-    "datasets list: extra argument": ("datasets list extra", 2, "extra"),
+    "datasets list: extra argument": ("datasets list extra", 2, "mscbayes datasets list --help"),
+    "validate: two files": ("validate {FATE} {FATE}", 2, "mscbayes validate: got unexpected extra argument"),
+    "fit: unknown option": ("fit {FATE} --out {tmp}/f.nc --bogus", 2, "no such option: --bogus"),
+    "fit: no table": ("fit --out {tmp}/f.nc", 2, "missing argument"),
     "fit: unknown hypothesis H9": ("fit {FATE} --out {tmp}/f.nc --hypothesis H9", 2, "H9"),
     "fit: binary priors file": ("fit {FATE} --out {tmp}/f.nc --priors {BAD}/cli_binary_priors.toml", 2,
                                 "cli_binary_priors.toml"),
@@ -160,8 +163,8 @@ def test_malformed_input_gives_one_plain_line(case, files):
     assert "Traceback" not in text and "internal error" not in text, text
     assert r.exit_code == code, f"{case}: exit {r.exit_code}: {text}"
     assert named in text, text
-    if "Error ─" not in text:                                  # typer's own usage box for unknown arguments
-        assert sum(line.startswith("error:") for line in text.splitlines()) == 1, text
+    assert sum(line.startswith("error:") for line in text.splitlines()) == 1, text
+    assert not set("╭│╰") & set(text), text                    # not typer's boxed usage text
     assert sorted(p.name for p in files["tmp"].rglob("*")) == before   # nothing written, nothing half-written
 
 
@@ -181,6 +184,17 @@ def test_fit_to_a_directory_is_refused_before_the_data_are_read(files, tmp_path)
     r = runner.invoke(app, ["fit", str(FATE), "--out", str(target), "--force", "--draws", "10"])
     assert r.exit_code == 2 and "is a directory" in r.output and "fitting" not in r.output
     assert [p.name for p in target.iterdir()] == ["keep.txt"]
+
+
+def test_usage_errors_are_one_line_but_help_stays_rich():
+    """An unexpected extra argument is one plain line naming the command and its --help (exit 2); --help itself
+    keeps typer's rich boxes."""
+    r = runner.invoke(app, ["datasets", "list", "extra"])
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines() == [
+        "error: mscbayes datasets list: got unexpected extra argument(s) (extra); see mscbayes datasets list --help"]
+    r = runner.invoke(app, ["datasets", "list", "--help"])
+    assert r.exit_code == 0 and "╭" in r.output and "Usage:" in r.output
 
 
 def test_the_bad_files_are_documented():

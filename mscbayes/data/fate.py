@@ -588,7 +588,7 @@ def _subject_rules(ck: Checker, ind: pd.Series) -> None:
 
 def _finalise(frame: pd.DataFrame) -> pd.DataFrame:
     """An empty unit is filled from the measure, so every valid row states its unit."""
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # the columns are shared, not duplicated; assigning "unit" replaces it
     frame["unit"] = frame["unit"].fillna(frame["measure"].map(MEASURE_UNITS)).astype("str")
     return frame
 

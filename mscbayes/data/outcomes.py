@@ -40,6 +40,7 @@ from .validation import (
     TableSpec,
     Vocabulary,
     frame_sha256,
+    read_csv_header,
     read_csv_text,
     read_table,
     validate_frame,
@@ -177,6 +178,10 @@ def _cell_filled(col: pd.Series) -> np.ndarray:
                                                  or v is pd.NA)).to_numpy(dtype=bool)
 
 
+#: The columns that mark a row as an outcome or NK row (`_classify`); a file without them holds fate rows only.
+_PART_COLUMNS = ("part", "effector_target_ratio", "readout")
+
+
 def _classify(df: pd.DataFrame) -> np.ndarray:
     if "part" in df.columns:
         return df["part"].astype(str).to_numpy()
@@ -224,6 +229,8 @@ def read_invivo_table(path_or_frame) -> Table:
         name, df = DATAFRAME_NAME, path_or_frame
     else:
         name = str(path_or_frame)
+        if not set(_PART_COLUMNS) & set(read_csv_header(path_or_frame)):  # fate rows only, as _classify finds
+            return read_table(path_or_frame, fate_mod.SPEC, fate_mod.FateTable)  # validated a block at a time
         df = read_csv_text(path_or_frame)
     part = _classify(df)
     if not (df.index.name == "line" or "source_row" in df.columns):

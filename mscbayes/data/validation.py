@@ -16,6 +16,9 @@ The stages of `validate_frame` (used by `fate`, `coculture` and `nk`):
 4. the table's own conditional and cross-row rules (small functions using `Checker`), then duplicated keys.
 
 A cell that fails one stage is marked bad and is skipped by the later stages, so one mistake gives one message.
+Stages 2 and 3 run `VALIDATE_BLOCK_ROWS` rows at a time and keep only the typed columns; stage 4 sees the whole
+typed table. `validate_csv` (what `read_table` uses for a path) feeds the blocks straight from the file, so the
+raw strings of a whole file are never held (benchmarks/validate_memory.py measures it).
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ __all__ = [
     "PercentUnit",
     "percent_hint",
     "READ_BLOCK_ROWS",
+    "VALIDATE_BLOCK_ROWS",
+    "read_csv_blocks",
+    "validate_csv",
 ]
 
 DATAFRAME_NAME = "<DataFrame>"
@@ -178,6 +184,8 @@ _SURROGATE = re.compile("[\udc80-\udcff]")
 
 #: Rows read at a time: memory while reading is the compact columns so far plus one block of Python strings.
 READ_BLOCK_ROWS = 10_000
+#: Rows validated at a time (cell parsing and range checks); the cross-row rules then see the whole typed table.
+VALIDATE_BLOCK_ROWS = 20_000
 
 _XLS_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # OLE2 compound file: Excel 97-2003 .xls (or .doc, .ppt)
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -348,6 +356,15 @@ def read_csv_text(path) -> pd.DataFrame:
     lines; a row's number is the line on which it starts. The file is read a block of rows at a time
     (`READ_BLOCK_ROWS`), so memory stays near the size of the table's compact string columns.
     """
+    blocks = list(read_csv_blocks(path, rows=None))
+    return blocks[0]
+
+
+def read_csv_blocks(path, rows: int | None):
+    """`read_csv_text` a block of `rows` rows at a time (None = the whole file as one block): yields frames of
+    strings indexed by their file lines. The file's reading problems (bad bytes, ragged rows, a repeated
+    header ...) are raised together, as one `DataValidationError`, after the last block: a caller validating
+    the blocks as they come must let that error win over its own findings."""
     name, fail = _existing_file(path)
     problems: list[Problem] = []
     header: list[str] | None = None
@@ -393,6 +410,9 @@ def read_csv_text(path) -> pd.DataFrame:
                 if not problems:  # once the file is known to be bad, only its problems are collected
                     columns.add(fields)
                     lines.append(start)
+                    if rows is not None and len(lines) >= rows:
+                        yield columns.frame(header, lines)
+                        columns, lines = _Columns(len(header)), []
     except csv.Error as exc:
         fail(f"expected well-formed CSV ({exc}; check the quotes on this line)", row=next_line)
     except (OSError, EOFError, zlib.error) as exc:
@@ -410,7 +430,8 @@ def read_csv_text(path) -> pd.DataFrame:
         raise DataValidationError(problems, name)
     if n_rows == 0:
         fail("expected at least one data row after the header line, but the file has only the header")
-    return columns.frame(header, lines)
+    if lines or rows is None:
+        yield columns.frame(header, lines)
 
 
 # -------------------------------------------------------------------------------------------------- vocabulary
@@ -724,12 +745,13 @@ class Checker:
     """What a table's rule functions work with.
 
     frame: the typed frame (canonical dtypes, defaults filled; index 0..n-1); raw: the stripped strings as
-    found (index 0..n-1, "" = empty); lines: file line of each row; bad: True where a cell already failed.
+    found (index 0..n-1, "" = empty), or None when they are not kept (`validate_frame`: a problem's cell text
+    is then read back after the rules); lines: file line of each row; bad: True where a cell already failed.
     Problems are added with `flag`, `require`, `forbid` or `add`; a row is skipped by a rule when any column
     it uses is bad, so one mistake gives one message.
     """
 
-    def __init__(self, spec: TableSpec, frame: pd.DataFrame, raw: pd.DataFrame, lines: np.ndarray,
+    def __init__(self, spec: TableSpec, frame: pd.DataFrame, raw: pd.DataFrame | None, lines: np.ndarray,
                  file: str, bad: pd.DataFrame, present: set[str]):
         self.spec = spec
         self.frame = frame
@@ -761,6 +783,9 @@ class Checker:
         return int(self.lines[i])
 
     def value(self, i, column: str):
+        """The raw cell as found (None when empty); without `raw`, a `_Cell` whose text is read back later."""
+        if self.raw is None:
+            return _Cell(int(i), column)
         v = self.raw.at[i, column] if column in self.raw.columns else ""
         return v if v != "" else None
 
@@ -1079,26 +1104,32 @@ def _header_notice(headers: list[str], rename: dict[int, str], spec: TableSpec) 
     return "headers: " + ", ".join(f"{h!r} read as {k!r}" for h, k in pairs)
 
 
-def _convert_percent(spec: TableSpec, typed: pd.DataFrame, bad: pd.DataFrame, lines: np.ndarray):
-    """Divide the `spec.percent` columns by 100 in rows whose unit says percent; the rows' lines and a notice."""
+def _convert_percent(spec: TableSpec, typed: pd.DataFrame, bad: pd.DataFrame, lines: np.ndarray) -> list[int]:
+    """Divide the `spec.percent` columns by 100 in rows whose unit says percent; the lines of those rows."""
     pu = spec.percent
     if pu is None:
-        return set(), None
+        return []
     rows = typed[pu.column].eq(pu.percent).fillna(False) & ~bad[pu.column]
     if pu.when is not None:
         rows &= typed[pu.when[0]].eq(pu.when[1]).fillna(False) & ~bad[pu.when[0]]
     if not rows.any():
-        return set(), None
+        return []
     mask = rows.to_numpy()
     for c in pu.values:
         typed.loc[mask, c] = typed.loc[mask, c] / 100
     typed.loc[mask, pu.column] = pu.fraction
-    converted = [int(x) for x in lines[mask]]
+    return [int(x) for x in lines[mask]]
+
+
+def _percent_notice(spec: TableSpec, converted: list[int]) -> str | None:
+    """One notice line for the rows converted from percent (`_convert_percent`), or None."""
+    if not converted:
+        return None
+    pu = spec.percent
     shown = ", ".join(str(r) for r in converted[:10]) + (" ..." if len(converted) > 10 else "")
     what = f" of {pu.when[0]} {pu.when[1]}" if pu.when else ""
-    notice = (f"{pu.column}: {_plural(len(converted), 'row')}{what} in {pu.percent} (rows {shown}): "
-              f"{', '.join(pu.values)} divided by 100 and read as {pu.fraction}s")
-    return set(converted), notice
+    return (f"{pu.column}: {_plural(len(converted), 'row')}{what} in {pu.percent} (rows {shown}): "
+            f"{', '.join(pu.values)} divided by 100 and read as {pu.fraction}s")
 
 
 def _note_percent(problems: list[Problem], start: int, converted: set[int], spec: TableSpec) -> None:
@@ -1113,6 +1144,223 @@ def _note_percent(problems: list[Problem], start: int, converted: set[int], spec
                 p, expected=f"{p.expected} (unit {spec.percent.percent}: this value was divided by 100)")
 
 
+@dataclass(frozen=True)
+class _Cell:
+    """The raw cell at row position `row` of `column`, named by a cross-row rule: its text is fetched once the
+    rules have run (the raw strings of a whole table are never kept)."""
+
+    row: int
+    column: str
+
+
+def _concat_columns(blocks: list[pd.DataFrame]) -> pd.DataFrame:
+    """The blocks one under the other (index 0..n-1), built a column at a time and freeing each block's column
+    as it goes, so the table is never held twice."""
+    cols = {}
+    for c in list(blocks[0].columns):
+        cols[c] = pd.concat([b[c] for b in blocks], ignore_index=True)
+        for b in blocks:
+            del b[c]
+    return pd.DataFrame(cols, copy=False)
+
+
+class _Validation:
+    """One table validated a block of rows at a time (`VALIDATE_BLOCK_ROWS`): the headers once (stage 1), then
+    the cell parsing and typed checks of each block (stages 2-3), of which only the typed columns are kept; the
+    table's own cross-row rules and unique key (stage 4) then run on the whole typed table. Peak memory is the
+    typed table (what is returned) plus one block."""
+
+    def __init__(self, spec: TableSpec, headers: list[str], file: str):
+        self.spec, self.file, self.headers = spec, file, headers
+        self.order = {c.name: k for k, c in enumerate(spec.columns)}
+        self.rename, self.early, self.absent_required, self.nameless = _check_headers(spec, headers, file)
+        self.source_of = {key: j for j, key in self.rename.items()}
+        self.present = {c for c in spec.names if c in self.source_of}
+        self.user_cols = [self.rename[j] for j in sorted(self.rename) if self.rename[j] not in self.order]
+        self.late: list[Problem] = []  # found after the percent conversion: stages 3 and 4
+        self.nameless_done: set[int] = set()
+        self.readings: dict[str, dict[tuple[str, str], int]] = {}
+        self.converted: list[int] = []
+        self.typed: list[pd.DataFrame] = []
+        self.bad: list[pd.DataFrame] = []
+        self.lines: list[np.ndarray] = []
+
+    def _raw(self, df: pd.DataFrame, lines: np.ndarray) -> pd.DataFrame:
+        """The block's stripped strings under canonical names (index 0..m-1); a filled nameless column is a
+        problem (once, at its first filled cell)."""
+        spec = self.spec
+        raw = pd.DataFrame(index=pd.RangeIndex(len(df)))
+        for j in range(df.shape[1]):
+            if j in self.rename:
+                raw[self.rename[j]] = _raw_column(df.iloc[:, j])
+            elif j in self.nameless and j not in self.nameless_done:
+                vals = _column_text(df.iloc[:, j])
+                if any(vals):
+                    k = next(i for i, v in enumerate(vals) if v)
+                    self.nameless_done.add(j)
+                    self.early.append(Problem(self.file, int(lines[k]), None, vals[k],
+                                              f"a header for every filled column, but column {j + 1} has no header"))
+        for c in spec.names:
+            if c not in raw.columns:
+                raw[c] = ""
+        return raw[list(spec.names) + self.user_cols].astype(str)
+
+    def block(self, df: pd.DataFrame, lines: np.ndarray) -> None:
+        """Stages 2 and 3 on one block of rows (`df` with the file's columns, `lines` their file lines)."""
+        spec, file, order = self.spec, self.file, self.order
+        raw = self._raw(df, lines)
+        bad = pd.DataFrame(False, index=raw.index, columns=list(spec.names))
+        for c in self.absent_required:
+            bad[c] = True
+
+        # ---- stage 2: cell parsing (pandera on normalised strings)
+        norm = pd.DataFrame(index=raw.index)
+        for c in spec.columns:
+            col = raw[c.name]
+            if c.kind in ("category", "set") and c.name in self.source_of:
+                canon = c.vocabulary.normalise if c.kind == "category" else (
+                    lambda v, voc=c.vocabulary: canonical_set(v, voc))
+                counts = self.readings.setdefault(c.name, {})
+                for v, cv, k in _alias_pairs(df.iloc[:, self.source_of[c.name]], canon):
+                    counts[(v, cv)] = counts.get((v, cv), 0) + k
+            if c.kind == "category":
+                f = lambda v, voc=c.vocabulary: (voc.normalise(v) or v) if v else None
+            elif c.kind == "bool":
+                f = lambda v: None if not v else ({True: "true", False: "false"}.get(parse_bool(v), v))
+            elif c.kind == "set":
+                def f(v, voc=c.vocabulary):
+                    canon = canonical_set(v, voc)
+                    return v if canon is None else canon
+            elif c.kind == "ref":
+                f = lambda v: (normalise_ref(v) or v) if v else None
+            else:
+                f = lambda v: v if v else None
+            norm[c.name] = pd.Series(_map_unique(col, f), index=raw.index, dtype="str")
+        checked = [c for c in spec.names if c in self.present]
+        fc = _failure_cases(_parse_stage_schema(spec, checked), norm)
+        for _, r in fc.iterrows():
+            i, col = r["index"], r["column"]
+            if i is None or pd.isna(i) or col not in order:
+                self.early.append(Problem(file, None, col, None, f"{r['check']} ({r['failure_case']})"))
+                continue
+            i = int(i)
+            if bad.at[i, col]:
+                continue
+            bad.at[i, col] = True
+            self.early.append(Problem(file, int(lines[i]), col, raw.at[i, col],
+                                      _cell_problem_text(raw.at[i, col], spec.column(col))))
+
+        # ---- typed block
+        typed = pd.DataFrame(index=raw.index)
+        for c in spec.columns:
+            s = norm[c.name].astype(object).where(~bad[c.name], None)
+            del norm[c.name]
+            typed[c.name] = _typed_column(s, c, bad[c.name])
+        del norm
+        self.converted.extend(_convert_percent(spec, typed, bad, lines))
+
+        # ---- stage 3: typed checks (pandera): ranges, required cells
+        fc = _failure_cases(_typed_stage_schema(spec, checked), typed)
+        for _, r in fc.iterrows():
+            i, col = r["index"], r["column"]
+            if i is None or pd.isna(i) or col not in order:
+                self.late.append(Problem(file, None, col, None, f"{r['check']} ({r['failure_case']})"))
+                continue
+            i = int(i)
+            if bad.at[i, col]:
+                continue
+            bad.at[i, col] = True
+            c = spec.column(col)
+            if r["check"] == "not_nullable":
+                self.late.append(Problem(file, int(lines[i]), col, None,
+                                         _join(c.describe(), "this column must be filled in every row")))
+            else:
+                self.late.append(Problem(file, int(lines[i]), col, raw.at[i, col],
+                                         _range_problem_text(raw.at[i, col], typed.at[i, col], c)))
+        for c in self.user_cols:
+            typed[c] = raw[c].astype("str")
+        self.typed.append(typed)
+        self.bad.append(bad)
+        self.lines.append(np.asarray(lines, dtype=int))
+
+    def notices(self) -> list[str]:
+        found = [_header_notice(self.headers, self.rename, self.spec)]
+        found += [_readings_notice(c, [(v, cv, k) for (v, cv), k in counts.items()])
+                  for c, counts in self.readings.items()]
+        found.append(_percent_notice(self.spec, self.converted))
+        return [n for n in found if n]
+
+    def finish(self, cells: Callable[[dict[int, set[int]]], dict[tuple[int, int], str]],
+               notices: list[str] | None = None) -> pd.DataFrame:
+        """Stage 4 on the whole typed table, then every problem raised together, or the valid frame returned.
+        `cells({row position: {file column}})` gives the raw text of the cells that cross-row problems name."""
+        spec = self.spec
+        typed = _concat_columns(self.typed)
+        bad = pd.concat(self.bad, ignore_index=True)
+        lines = np.concatenate(self.lines)
+        self.typed, self.bad, self.lines = [], [], []
+
+        # ---- stage 4: the table's own rules, then the unique key
+        checker = Checker(spec, typed, None, lines, self.file, bad, self.present)
+        if spec.rules is not None:
+            spec.rules(checker)
+        if spec.key:
+            _check_key(checker, spec.key, spec.key_note)
+        late = self.late + checker.problems
+        del checker, bad
+        _note_percent(late, 0, set(self.converted), spec)
+        problems = self.early + late
+        if problems:
+            problems = self._fill_cells(problems, cells)
+            problems.sort(key=lambda p: _sort_key(p, self.order))
+            raise DataValidationError(problems, self.file)
+
+        out = typed  # no copy: the typed frame is what is returned (a long table is not held twice)
+        out["source_row"] = pd.Series(lines, index=out.index, dtype="int64")
+        if spec.finalise is not None:
+            out = spec.finalise(out)
+        if notices is not None:
+            notices.extend(self.notices())
+        return out
+
+    def _fill_cells(self, problems: list[Problem], cells) -> list[Problem]:
+        """Problems whose value is a `_Cell` get the cell's raw text (None when empty or the column is absent)."""
+        need: dict[int, set[int]] = {}
+        for p in problems:
+            if isinstance(p.value, _Cell) and p.value.column in self.source_of:
+                need.setdefault(p.value.row, set()).add(self.source_of[p.value.column])
+        texts = cells(need) if need else {}
+
+        def text(cell: _Cell):
+            j = self.source_of.get(cell.column)
+            return texts.get((cell.row, j)) or None
+
+        return [dataclasses.replace(p, value=text(p.value)) if isinstance(p.value, _Cell) else p for p in problems]
+
+
+def _typed_column(s: pd.Series, c: ColumnSpec, bad: pd.Series) -> pd.Series:
+    """A column of normalised strings (None = empty or bad) as the column's dtype, its default filled."""
+    if c.kind == "float":
+        vals = _map_unique(s, lambda v, r=c.ratio: parse_number(v, r) if isinstance(v, str) else np.nan)
+        out = pd.Series(vals, index=s.index, dtype="float64")
+    elif c.kind == "int":
+        out = pd.Series(_map_unique(s, lambda v: parse_int(v) if isinstance(v, str) else None),
+                        index=s.index, dtype="Int64")
+    elif c.kind == "bool":
+        out = pd.Series(_map_unique(s, lambda v: parse_bool(v) if isinstance(v, str) else None),
+                        index=s.index, dtype="boolean")
+    else:
+        out = pd.Series([v if isinstance(v, str) else None for v in s.tolist()], index=s.index, dtype="str")
+    if c.default is not None:
+        fill = out.isna() & ~bad
+        if fill.any():
+            out = out.astype(object)
+            out[fill] = c.default
+    if c.kind == "bool" and c.default is not None:
+        return out.fillna(bool(c.default)).astype("bool")
+    return out.astype(c.dtype)
+
+
 def validate_frame(df: pd.DataFrame, spec: TableSpec, file: str = DATAFRAME_NAME,
                    notices: list[str] | None = None) -> pd.DataFrame:
     """Validate a frame of strings (or values) against `spec`; return the canonical typed frame.
@@ -1122,153 +1370,49 @@ def validate_frame(df: pd.DataFrame, spec: TableSpec, file: str = DATAFRAME_NAME
     Raises DataValidationError listing every problem found. `notices`, when given, receives one line per
     column whose cells were read under another spelling (aliases, case, spaces: "route: 'IV' read as
     'intravenous' (12 rows)"), one for renamed headers and one for rows converted from percent.
+    The cells are parsed and checked `VALIDATE_BLOCK_ROWS` rows at a time; `validate_csv` does the same
+    straight from a file.
     """
-    found: list[str | None] = []
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
     lines, df = _line_numbers(df)
-    order = {c.name: k for k, c in enumerate(spec.columns)}
     if df.shape[1] == 0:
         raise DataValidationError([Problem(
             file, None, None, None, "expected a table with a header and at least one data row, but it has no columns")])
     if len(df) == 0:
         raise DataValidationError([Problem(
             file, None, None, None, "expected at least one data row after the header, but there are none")])
-    headers = [str(h) for h in df.columns]
-    rename, problems, absent_required, nameless = _check_headers(spec, headers, file)
-    found.append(_header_notice(headers, rename, spec))
+    v = _Validation(spec, [str(h) for h in df.columns], file)
+    step = VALIDATE_BLOCK_ROWS
+    for start in range(0, len(df), step):
+        v.block(df.iloc[start:start + step], lines[start:start + step])
+    return v.finish(lambda need: {(i, j): _as_text(df.iat[i, j]) for i, js in need.items() for j in js}, notices)
 
-    # raw strings (stripped), canonical column names, internal index 0..n-1
-    raw = pd.DataFrame(index=pd.RangeIndex(len(df)))
-    for j, col in enumerate(df.columns):
-        if j in rename:
-            raw[rename[j]] = _raw_column(df.iloc[:, j])
-            continue
-        vals = _column_text(df.iloc[:, j]) if j in nameless else []
-        if any(vals):
-            k = next(i for i, v in enumerate(vals) if v)
-            problems.append(Problem(file, int(lines[k]), None, vals[k],
-                                    f"a header for every filled column, but column {j + 1} has no header"))
-    present = {c for c in spec.names if c in raw.columns}
-    user_cols = [c for c in raw.columns if c not in order]
-    for c in spec.names:
-        if c not in raw.columns:
-            raw[c] = ""
-    raw = raw[list(spec.names) + user_cols].astype(str)
 
-    bad = pd.DataFrame(False, index=raw.index, columns=list(spec.names))
-    for c in absent_required:
-        bad[c] = True
+def validate_csv(path, spec: TableSpec, notices: list[str] | None = None) -> pd.DataFrame:
+    """`validate_frame` straight from a CSV file, a block of `VALIDATE_BLOCK_ROWS` rows at a time, so the raw
+    strings of the whole file are never held: memory is the typed table plus one block. The same problems, in
+    the same order, as `validate_frame(read_csv_text(path), spec)`; the cells named by cross-row problems are
+    read back from the file."""
+    name = os.fspath(path)
+    v: _Validation | None = None
+    for block in read_csv_blocks(path, VALIDATE_BLOCK_ROWS):
+        lines, block = _line_numbers(block)
+        if v is None:
+            v = _Validation(spec, [str(h) for h in block.columns], name)
+        v.block(block, lines)
 
-    # ---- stage 2: cell parsing (pandera on normalised strings)
-    norm = pd.DataFrame(index=raw.index)
-    source_of = {key: j for j, key in rename.items()}
-    for c in spec.columns:
-        col = raw[c.name]
-        if c.kind in ("category", "set") and c.name in source_of:
-            canon = c.vocabulary.normalise if c.kind == "category" else (
-                lambda v, voc=c.vocabulary: canonical_set(v, voc))
-            found.append(_readings_notice(c.name, _alias_pairs(df.iloc[:, source_of[c.name]], canon)))
-        if c.kind == "category":
-            f = lambda v, voc=c.vocabulary: (voc.normalise(v) or v) if v else None
-        elif c.kind == "bool":
-            f = lambda v: None if not v else ({True: "true", False: "false"}.get(parse_bool(v), v))
-        elif c.kind == "set":
-            def f(v, voc=c.vocabulary):
-                canon = canonical_set(v, voc)
-                return v if canon is None else canon
-        elif c.kind == "ref":
-            f = lambda v: (normalise_ref(v) or v) if v else None
-        else:
-            f = lambda v: v if v else None
-        norm[c.name] = pd.Series(_map_unique(col, f), index=raw.index, dtype="str")
-    checked = [c for c in spec.names if c in present]
-    fc = _failure_cases(_parse_stage_schema(spec, checked), norm)
-    for _, r in fc.iterrows():
-        i, col = r["index"], r["column"]
-        if i is None or pd.isna(i) or col not in order:
-            problems.append(Problem(file, None, col, None, f"{r['check']} ({r['failure_case']})"))
-            continue
-        i = int(i)
-        if bad.at[i, col]:
-            continue
-        bad.at[i, col] = True
-        problems.append(Problem(file, int(lines[i]), col, raw.at[i, col],
-                                _cell_problem_text(raw.at[i, col], spec.column(col))))
+    def cells(need: dict[int, set[int]]) -> dict[tuple[int, int], str]:
+        found, offset = {}, 0
+        for block in read_csv_blocks(path, VALIDATE_BLOCK_ROWS):
+            _, block = _line_numbers(block)
+            for i in [i for i in need if offset <= i < offset + len(block)]:
+                for j in need[i]:
+                    found[(i, j)] = _as_text(block.iat[i - offset, j])
+            offset += len(block)
+        return found
 
-    # ---- typed frame
-    typed = pd.DataFrame(index=raw.index)
-    for c in spec.columns:
-        s = norm[c.name].astype(object).where(~bad[c.name], None)
-        if c.kind == "float":
-            vals = _map_unique(s, lambda v, r=c.ratio: parse_number(v, r) if isinstance(v, str) else np.nan)
-            out = pd.Series(vals, index=raw.index, dtype="float64")
-        elif c.kind == "int":
-            out = pd.Series(_map_unique(s, lambda v: parse_int(v) if isinstance(v, str) else None),
-                            index=raw.index, dtype="Int64")
-        elif c.kind == "bool":
-            out = pd.Series(_map_unique(s, lambda v: parse_bool(v) if isinstance(v, str) else None),
-                            index=raw.index, dtype="boolean")
-        else:
-            out = pd.Series([v if isinstance(v, str) else None for v in s.tolist()], index=raw.index, dtype="str")
-        if c.default is not None:
-            fill = out.isna() & ~bad[c.name]
-            if fill.any():
-                out = out.astype(object)
-                out[fill] = c.default
-        if c.kind == "bool" and c.default is not None:
-            out = out.fillna(bool(c.default)).astype("bool")
-        else:
-            out = out.astype(c.dtype)
-        typed[c.name] = out
-
-    converted, percent_notice = _convert_percent(spec, typed, bad, lines)
-    found.append(percent_notice)
-    after_conversion = len(problems)
-
-    # ---- stage 3: typed checks (pandera): ranges, required cells
-    fc = _failure_cases(_typed_stage_schema(spec, checked), typed)
-    for _, r in fc.iterrows():
-        i, col = r["index"], r["column"]
-        if i is None or pd.isna(i) or col not in order:
-            problems.append(Problem(file, None, col, None, f"{r['check']} ({r['failure_case']})"))
-            continue
-        i = int(i)
-        if bad.at[i, col]:
-            continue
-        bad.at[i, col] = True
-        c = spec.column(col)
-        if r["check"] == "not_nullable":
-            problems.append(Problem(file, int(lines[i]), col, None,
-                                    _join(c.describe(), "this column must be filled in every row")))
-        else:
-            problems.append(Problem(file, int(lines[i]), col, raw.at[i, col],
-                                    _range_problem_text(raw.at[i, col], typed.at[i, col], c)))
-
-    # ---- stage 4: the table's own rules, then the unique key
-    checker = Checker(spec, typed, raw, lines, file, bad, present)
-    if spec.rules is not None:
-        spec.rules(checker)
-    if spec.key:
-        _check_key(checker, spec.key, spec.key_note)
-    problems.extend(checker.problems)
-    _note_percent(problems, after_conversion, converted, spec)
-
-    if problems:
-        problems.sort(key=lambda p: _sort_key(p, order))
-        raise DataValidationError(problems, file)
-
-    out = typed  # no copy: the typed frame is not used after the checks (a long table is not held twice)
-    del checker, norm, bad
-    for c in user_cols:
-        out[c] = raw[c].astype("str")
-    del raw
-    out["source_row"] = pd.Series(lines, index=out.index, dtype="int64")
-    if spec.finalise is not None:
-        out = spec.finalise(out)
-    if notices is not None:
-        notices.extend(n for n in found if n)
-    return out
+    return v.finish(cells, notices)
 
 
 def _key_text(frame: pd.DataFrame, i, key: Sequence[str]) -> str:
@@ -1347,19 +1491,22 @@ class Table:
     def __len__(self) -> int:
         return len(self.frame)
 
+    def notice_lines(self) -> list[str]:
+        """The notices as every command prints them: "note: route: 'IV' read as 'intravenous' (12 rows)"."""
+        return [f"note: {n}" for n in self.notices]
+
 
 def read_table(path_or_frame, spec: TableSpec, table_cls: type[Table] = Table, *, file: str | None = None) -> Table:
     """Read a CSV path (or take a DataFrame), validate it against `spec` and wrap it in a Table (its
     `notices` say which cells and headers were read under another spelling). `file` names a DataFrame
     already read from a file (e.g. by `read_csv_text`) in messages."""
+    notices: list[str] = []
     if isinstance(path_or_frame, pd.DataFrame):
         name = file or DATAFRAME_NAME
-        df = path_or_frame
+        frame = validate_frame(path_or_frame, spec, file=name, notices=notices)
     elif isinstance(path_or_frame, (str, os.PathLike)):
         name = os.fspath(path_or_frame)
-        df = read_csv_text(path_or_frame)
+        frame = validate_csv(path_or_frame, spec, notices=notices)  # a block at a time: bounded memory
     else:
         raise TypeError(f"expected a file path or a pandas DataFrame, got {type(path_or_frame).__name__}")
-    notices: list[str] = []
-    frame = validate_frame(df, spec, file=name, notices=notices)
     return table_cls(kind=spec.kind, frame=frame, source=name, sha256=frame_sha256(frame), notices=tuple(notices))

@@ -142,6 +142,42 @@ def test_block_wise_reading_gives_the_same_frame(monkeypatch):
     assert read_fate_table(CLEAN).sha256 == validation.frame_sha256(read_fate_table(CLEAN).frame)
 
 
+def _edit_cells(tmp_path: Path, edits: dict[tuple[int, str], str]) -> Path:
+    """fate_clean.csv with the cells {(file line, column): text} replaced."""
+    with open(CLEAN, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    for (line, col), text in edits.items():
+        rows[line - 1][rows[0].index(col)] = text
+    path = tmp_path / "edited.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(rows)
+    return path
+
+
+def test_problems_in_different_blocks_keep_their_rows_and_order(tmp_path, monkeypatch):
+    """Validated 3 rows at a time (blocks: lines 2-4, 5-7, 8-10, 11), a file reports a bad cell in the first
+    block, a bad cell in the third, and a cross-row conflict whose two rows lie in different blocks (its value
+    read back from the file), exactly as it is reported when validated in one block."""
+    path = _edit_cells(tmp_path, {(2, "species"): "mose", (9, "viability"): "95%", (11, "dose_cells"): "5e6"})
+    whole = [str(p) for p in problems_of(path).problems]
+    monkeypatch.setattr(validation, "VALIDATE_BLOCK_ROWS", 3)
+    blocks = problems_of(path).problems
+    assert [str(p) for p in blocks] == whole
+    assert [(p.row, p.column, p.value) for p in blocks] == [
+        (2, "species", "mose"), (9, "viability", "95%"), (11, "dose_cells", "5e6")]
+    assert "as in row 10" in blocks[2].expected
+    frame = validation.read_csv_text(path)                       # a DataFrame is validated in blocks too
+    assert [str(p) for p in problems_of(frame).problems] == [w.replace(str(path), "<DataFrame>") for w in whole]
+
+
+def test_block_wise_validation_gives_the_same_table(monkeypatch):
+    whole = read_fate_table(BAD / "awkward_percent_unit.csv")
+    monkeypatch.setattr(validation, "VALIDATE_BLOCK_ROWS", 1)
+    one_by_one = read_fate_table(BAD / "awkward_percent_unit.csv")
+    assert one_by_one.frame.equals(whole.frame) and one_by_one.sha256 == whole.sha256
+    assert one_by_one.notices == whole.notices and len(whole.notices) == 2
+
+
 # ------------------------------------------------------------------------------------ long lists of problems
 
 
@@ -200,3 +236,35 @@ def test_validate_prints_the_notices():
     res = CliRunner().invoke(app, ["validate", str(BAD / "awkward_aliases.csv")])
     assert res.exit_code == 0
     assert "  note: route: 'IV' read as 'intravenous' (3 rows), 'i.v.' read as 'intravenous' (1 row)" in res.output
+
+
+ALIAS_ROUTE_NOTE = "  note: route: 'IV' read as 'intravenous' (3 rows), 'i.v.' read as 'intravenous' (1 row)"
+
+
+def test_fit_prints_the_notices_before_refusing(tmp_path):
+    """fit reads its table as validate does and says what it read under another spelling; H2 on fate rows alone
+    is refused before any sampling, so nothing is fitted or written."""
+    res = CliRunner().invoke(app, ["fit", str(BAD / "awkward_aliases.csv"), "--out", str(tmp_path / "f.nc"),
+                                   "--hypothesis", "H2"])
+    assert res.exit_code == 1 and "needs outcome rows" in res.output
+    assert ALIAS_ROUTE_NOTE in res.output.splitlines()
+    assert "  note: headers: 'Diameter mean (µm)' read as 'diameter_mean_um'" in res.output
+    assert not (tmp_path / "f.nc").exists()
+
+
+def test_run_prints_the_notices_even_when_quiet(tmp_path, monkeypatch):
+    """run says what it read under another spelling, once per data set, even with --quiet (the progress lines
+    are off); sampling is replaced by a failure, so the notice must come before it."""
+    def refuse(*args, **kwargs):
+        raise RuntimeError("sampling started")
+
+    monkeypatch.setattr("mscbayes.inference.sample", refuse)
+    (tmp_path / "aliases.csv").write_bytes((BAD / "awkward_aliases.csv").read_bytes())
+    (tmp_path / "a.toml").write_text('[sampler]\ndraws = 10\ntune = 10\nchains = 1\n'
+                                     '[[datasets]]\nname = "al"\ncsv = "aliases.csv"\n'
+                                     '[[fits]]\ndataset = "al"\nname = "kinetics"\n', encoding="utf-8")
+    res = CliRunner().invoke(app, ["run", str(tmp_path / "a.toml"), "--out", str(tmp_path / "out"), "--quiet"])
+    assert res.exit_code == 4 and "sampling started" in res.output
+    lines = res.output.splitlines()
+    assert f"  al: {ALIAS_ROUTE_NOTE.strip()}" in lines
+    assert not any(line.startswith("data al:") for line in lines)     # --quiet: no progress lines
