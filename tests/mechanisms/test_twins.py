@@ -6,6 +6,7 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 from pytensor.compile.mode import Mode
+from pytensor.graph.traversal import applys_between
 
 from mscbayes.mechanisms.backend import pytensor_backend
 from mscbayes.mechanisms.fate import AnimalDesign, expected_signals
@@ -20,19 +21,21 @@ ROUTE_ORGAN = {"intravenous": "", "intra_arterial": "kidney", "portal_vein": "",
 SPECIES = ("mouse", "rat")
 GROUPS = [(r, s) for r in ROUTES for s in SPECIES]
 PER_GROUP = 3
-# The gradient graph evaluated op by op in Python, unrewritten: it checks pytensor.grad of the forward map, not a
-# backend, and compiles in seconds; the numba compile of the same gradient took ~15 min and ~13.6 GB
-# (benchmarks/README.md, "Compile cost of the full forward-map gradient").
+# Graphs evaluated op by op in Python, unrewritten: they check the forward map and pytensor.grad of it, not a
+# backend, and compile in seconds; the numba compile of the full gradient took ~15 min and ~13.6 GB
+# (benchmarks/README.md, "Compile cost of the forward-map gradient in the twins test").
 PYTHON_MODE = Mode(linker="py", optimizer=None)
+# Numba compile time grows with the graph (~2 min for these two groups, ~3 min for all eight); these two groups'
+# graph holds every op type of the all-groups graph (test_numba_design_has_every_op_type).
+NUMBA_GROUPS = [("intra_arterial", "rat"), ("local", "mouse")]
 
 
-@pytest.fixture(scope="module")
-def twins():
-    """The numpy reference and the symbolic graph of one design with PER_GROUP animals in every (route, species)
-    group, all requests of every animal: the masked all-groups graph that the fitted model builds
-    (`observation_terms` calls `expected_signals` once on every (animal, time) unit of the table)."""
-    rng = np.random.default_rng(0)
-    keys = GROUPS * PER_GROUP
+def make_twins(groups, seed=0):
+    """The numpy reference and the symbolic graph of a design with PER_GROUP animals in each (route, species) of
+    `groups`, every request of every animal: the masked graph that the fitted model builds for such a table
+    (`observation_terms` calls `expected_signals` once on all (animal, time) units)."""
+    rng = np.random.default_rng(seed)
+    keys = list(groups) * PER_GROUP
     n = len(keys)
     routes = np.array([r for r, _ in keys])
     design = AnimalDesign(time_h=rng.choice([0.083, 1, 4, 24, 72, 336.0], n), dose_cells=np.full(n, 5e5),
@@ -47,8 +50,25 @@ def twins():
     graph = expected_signals(design, sym, REQUESTS, kd=kd_t, viability=0.9, lung_logit_offset=off_t, xp=pytensor_backend())
     inputs = [sym[k] for k in NAMES] + [kd_t, off_t]
     args = [VALUES[k] for k in NAMES] + [kd, off]
-    masks = {g: (routes == g[0]) & (design.species == g[1]) for g in GROUPS}
+    masks = {g: (routes == g[0]) & (design.species == g[1]) for g in groups}
     return dict(ref=ref, graph=graph, inputs=inputs, args=args, masks=masks)
+
+
+def op_types(twins) -> set:
+    """The distinct ops (as printed, e.g. `Elemwise{exp}`) of the forward graph."""
+    return {str(node.op) for node in applys_between(twins["inputs"], list(twins["graph"].values()))}
+
+
+def assert_twin_equals_numpy(twins, mode):
+    got = pytensor.function(twins["inputs"], list(twins["graph"].values()), mode=mode)(*twins["args"])
+    for key, value in zip(twins["graph"], got):
+        np.testing.assert_allclose(value, twins["ref"][key], rtol=1e-10, atol=1e-9, err_msg=str(key))
+
+
+@pytest.fixture(scope="module")
+def twins():
+    """The twins of one design with every (route, species) group."""
+    return make_twins(GROUPS)
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +105,17 @@ def finite_differences(compiled):
 
 
 def test_pytensor_twin_equals_numpy(twins):
-    f_values = pytensor.function(twins["inputs"], list(twins["graph"].values()), mode="NUMBA")
-    got = f_values(*twins["args"])
-    for key, value in zip(twins["graph"], got):
-        np.testing.assert_allclose(value, twins["ref"][key], rtol=1e-10, atol=1e-9, err_msg=str(key))
+    assert_twin_equals_numpy(twins, PYTHON_MODE)
+
+
+def test_numba_twin_equals_numpy():
+    """Numba compiles the forward map without object mode (an error under pyproject's filterwarnings) and
+    gives the numpy values."""
+    assert_twin_equals_numpy(make_twins(NUMBA_GROUPS, seed=2), "NUMBA")
+
+
+def test_numba_design_has_every_op_type(twins):
+    assert op_types(make_twins(NUMBA_GROUPS, seed=2)) == op_types(twins)
 
 
 def test_design_has_every_route_species_group(twins):
