@@ -10,6 +10,7 @@ posterior predictive draws from ``pm.sample_posterior_predictive`` seeded with t
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -97,18 +98,47 @@ def add_predictive(fit: Any, *, prior_draws: int = PRIOR_DRAWS, max_draws: int =
                                                  random_seed=int(fit.seed), compile_kwargs=compile_kwargs)
             fit.idata.add_groups({"prior": pri.prior})
         except Exception as err:
-            notes.append(f"prior draws from the model failed ({type(err).__name__}: {err}); "
+            notes.append(f"prior draws from the model failed ({type(err).__name__}: {_one_line(err)}); "
                          "the prior table is used instead")
     if need_post:
         observed = [rv.name for rv in model.observed_RVs]
-        try:
-            thin = az.InferenceData(posterior=_thin(fit.idata.posterior, max_draws))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                pp = pm.sample_posterior_predictive(thin, model=model, var_names=observed,
-                                                    random_seed=int(fit.seed), progressbar=False,
-                                                    compile_kwargs=compile_kwargs)
-            fit.idata.add_groups({"posterior_predictive": pp.posterior_predictive})
-        except Exception as err:
-            notes.append(f"posterior predictive draws failed ({type(err).__name__}: {err})")
+        no_simulator: list[str] = []
+        thin = az.InferenceData(posterior=_thin(fit.idata.posterior, max_draws))
+        while observed:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    pp = pm.sample_posterior_predictive(thin, model=model, var_names=observed,
+                                                        random_seed=int(fit.seed), progressbar=False,
+                                                        compile_kwargs=compile_kwargs)
+                fit.idata.add_groups({"posterior_predictive": pp.posterior_predictive})
+                break
+            except NotImplementedError as err:
+                # a likelihood written as a CustomDist without a `random` (the outcome and evidence terms) cannot
+                # be simulated: leave it out and draw the others
+                name = _without_simulator(err, observed)
+                if name is None:
+                    notes.append(f"posterior predictive draws failed ({_one_line(err)})")
+                    break
+                no_simulator.append(name)
+                observed.remove(name)
+            except Exception as err:
+                notes.append(f"posterior predictive draws failed ({type(err).__name__}: {_one_line(err)})")
+                break
+        if no_simulator:
+            notes.append(f"no posterior predictive draws of {', '.join(map(repr, no_simulator))}: its likelihood has "
+                         "no simulator yet (the fit is not affected)")
     return notes
+
+
+def _one_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, cut at `limit` characters (PyTensor appends pages of detail)."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _without_simulator(err: NotImplementedError, observed: list[str]) -> str | None:
+    """The observed variable whose CustomDist has no `random` (PyMC names it 'CustomDist_<name>'), if that is
+    what `err` says."""
+    match = re.search(r"CustomDist '?CustomDist_(\w+?)'?[ ,.]", str(err))
+    return match.group(1) if match and match.group(1) in observed else None
