@@ -31,6 +31,7 @@ observed data) must agree, otherwise `DataMismatchError` is raised.
 
 from __future__ import annotations
 
+import logging
 import hashlib
 import math
 import warnings
@@ -42,6 +43,8 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "JOINT_VAR",
@@ -570,8 +573,11 @@ def kfold_group_elpd(fit: Any, labels: Mapping[str, Sequence], k_folds: int = KF
     settings = settings or fit.settings
     elpd = {}
     try:
-        for k in sorted(set(fold_of.values())):
+        folds = sorted(set(fold_of.values()))
+        for k in folds:
             held = {g for g, f in fold_of.items() if f == k}
+            log.info("K-fold refit %d/%d of %s (%d of %d groups held out)", k + 1, len(folds),
+                     fit.hypothesis or fit.kind, len(held), len(groups))
             with model:
                 pm.set_data({weights[v].name: (~np.isin(np.asarray(lab), list(held))).astype(float)
                              for v, lab in labels.items() if v in weights})
