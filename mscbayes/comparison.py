@@ -357,11 +357,13 @@ def untrustworthy_verdict(verdict: str, models: Sequence[str]) -> str:
             f"numbers below are not reliable; refit them before reading this comparison. {verdict}")
 
 
-def verdict_text(table: pd.DataFrame, pareto_k: pd.DataFrame, group: str | None) -> str:
-    """A plain-words paragraph: which model the data favour, how clearly, and how far to trust it."""
+def verdict_text(table: pd.DataFrame, pareto_k: pd.DataFrame | None, group: str | None) -> str:
+    """A plain-words paragraph: which model the data favour, how clearly, and how far to trust it.
+    `pareto_k` None: the estimates are exact (K-fold refits), so nothing is said about importance sampling."""
     unit = group or "observation"
     n_col = "n_groups" if "n_groups" in table.columns else "n_obs"
-    n = int(table[n_col].iloc[0]) if n_col in table.columns else int(pareto_k.groupby("model").size().max())
+    n = int(table[n_col].iloc[0]) if n_col in table.columns or pareto_k is None else int(
+        pareto_k.groupby("model").size().max())
     best = str(table.index[0])
     w = float(table["weight"].iloc[0])
     parts = [
@@ -388,8 +390,10 @@ def verdict_text(table: pd.DataFrame, pareto_k: pd.DataFrame, group: str | None)
         others = [str(m) for m, ww in zip(table.index[1:], table["weight"].iloc[1:]) if ww > 0.1]
         if others:
             parts.append(f"Models that still carry weight: {', '.join(others)}; the data do not rule them out.")
-    bad = pareto_k.loc[~pareto_k["ok"]]
-    if len(bad):
+    bad = pareto_k.loc[~pareto_k["ok"]] if pareto_k is not None else pareto_k
+    if bad is None:
+        pass
+    elif len(bad):
         good_k = float(pareto_k["good_k"].iloc[0])
         per_model = bad.groupby("model").size()
         listing = ", ".join(f"{m} {c}/{n}" for m, c in per_model.items())
@@ -632,7 +636,7 @@ def _with_kfold(result: HypothesisComparison, fits: dict, labels: dict, group: s
     table["n_high_k"] = 0
     table.index.name = "model"
     psis_bad = result.pareto_k.loc[~result.pareto_k["ok"]]
-    verdict = verdict_text(table, result.pareto_k.assign(ok=True), group)
+    verdict = verdict_text(table, None, group)
     verdict = verdict.replace("PSIS-LOO", f"exact {k_folds}-fold cross-validation")
     verdict += (f" PSIS-LOO was not trusted here ({len(psis_bad)} Pareto k above the threshold), so every model "
                 f"was refitted {k_folds} times with whole {group}s held out.")

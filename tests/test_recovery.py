@@ -113,6 +113,8 @@ def test_high_pareto_k_triggers_exact_kfold_by_animal():
     c = compare_fits(fits, group="animal", kfold="auto", k_folds=3, seed=2)
     assert (~c.pareto_k["ok"]).any(), c.pareto_k.sort_values("pareto_k").tail()
     assert c.method == "kfold" and "exact 3-fold" in c.verdict
+    # the exact refits replace importance sampling: the verdict must not also call the PSIS estimates reliable
+    assert "Pareto k values are below" not in c.verdict and "PSIS-LOO was not trusted here" in c.verdict
     bad = f"{raw.loc[outlier, 'study']}/{raw.loc[outlier, 'subject']}"
     for name, elpd in c.kfold.items():
         assert np.isfinite(elpd).all() and len(elpd) == table.frame["subject"].nunique()
