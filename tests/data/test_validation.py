@@ -209,14 +209,22 @@ def test_docs_describe_every_column_and_value(module):
                                          (nk.read_nk_table, "nk")])
 def test_docs_examples_are_valid(tmp_path, reader, kind):
     """Each worked example CSV in the docs (```csv fenced, preceded by an <!-- example: kind --> marker) validates."""
+    for path, _ in _doc_examples(kind, tmp_path):
+        table = reader(path)
+        assert table.kind == kind and 3 <= len(table) <= 6
+
+
+def _doc_examples(kind, tmp_path):
+    """[(path, text)] of the docs' worked examples of `kind`, each written to a CSV under tmp_path."""
     text = DOCS.read_text(encoding="utf-8")
     blocks = re.findall(rf"<!-- example: {kind} -->\s*```csv\n(.*?)```", text, flags=re.S)
     assert blocks, f"no {kind} example in the docs"
+    out = []
     for k, block in enumerate(blocks):
         path = tmp_path / f"{kind}{k}.csv"
         path.write_text(block, encoding="utf-8")
-        table = reader(path)
-        assert table.kind == kind and 3 <= len(table) <= 6
+        out.append((path, block))
+    return out
 
 
 def _read_derived(path):
@@ -244,12 +252,7 @@ def test_docs_examples_of_the_other_table_kinds_are_valid(tmp_path, kind, reader
     shows what its section says it shows (outcome and fate rows in one file; rows with their sources)."""
     from mscbayes.data.outcomes import split_parts
 
-    text = DOCS.read_text(encoding="utf-8")
-    blocks = re.findall(rf"<!-- example: {kind} -->\s*```csv\n(.*?)```", text, flags=re.S)
-    assert blocks, f"no {kind} example in the docs"
-    for k, block in enumerate(blocks):
-        path = tmp_path / f"{kind}{k}.csv"
-        path.write_text(block, encoding="utf-8")
+    for path, block in _doc_examples(kind, tmp_path):
         frame = reader(path)
         assert len(frame) == block.strip().count("\n")
         if parts:
