@@ -62,6 +62,7 @@ from pydantic import BaseModel, Field, ValidationError
 from mscbayes import families
 from mscbayes.comparison import compare_fits
 from mscbayes.data import detect_table_kind
+from mscbayes.data.validation import notice_lines
 from mscbayes.diagnostics import diagnose
 from mscbayes.inference import Fit, SamplerSettings, fit_model
 from mscbayes.predictive import add_predictive
@@ -582,9 +583,10 @@ def run_analysis(analysis_toml: str | Path, out_dir: str | Path, *, progress: bo
             d = data[dataset]
             table = family.read_table(d.raw)
             tables[key] = table
-            say(f"data {dataset}: {len(table.frame)} rows of {'an' if d.kind[0] in 'aeiou' else 'a'} {d.kind} table for the {family.label} model "
+            article = "an" if d.kind[0] in "aeiou" else "a"
+            say(f"data {dataset}: {len(table.frame)} rows of {article} {d.kind} table for the {family.label} model "
                 f"(sha256 {table.sha256[:12]}, {d.label})")
-            for line in table.notice_lines() if hasattr(table, "notice_lines") else []:
+            for line in notice_lines(table):
                 notice(f"  {dataset}: {line}")  # shown even with --quiet: values were read under another spelling
             manifest_ds.setdefault(dataset, {"source": str(table.source), "sha256": table.sha256,
                                              "rows": len(table.frame), "kind": d.kind,

@@ -97,8 +97,9 @@ def _sampler_settings(**options):
 def _print_notices(table, console: Console) -> None:
     """What was read under another spelling or converted from percent, one indented line per column or kind
     (`Table.notice_lines`, the same lines for validate, fit and run)."""
-    lines = table.notice_lines() if hasattr(table, "notice_lines") else []
-    for line in lines:
+    from .data.validation import notice_lines
+
+    for line in notice_lines(table):
         console.print(f"  {line}", markup=False)
 
 

@@ -31,8 +31,8 @@ observed data) must agree, otherwise `DataMismatchError` is raised.
 
 from __future__ import annotations
 
-import logging
 import hashlib
+import logging
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -362,8 +362,7 @@ def verdict_text(table: pd.DataFrame, pareto_k: pd.DataFrame | None, group: str 
     `pareto_k` None: the estimates are exact (K-fold refits), so nothing is said about importance sampling."""
     unit = group or "observation"
     n_col = "n_groups" if "n_groups" in table.columns else "n_obs"
-    n = int(table[n_col].iloc[0]) if n_col in table.columns or pareto_k is None else int(
-        pareto_k.groupby("model").size().max())
+    n = int(table[n_col].iloc[0]) if n_col in table.columns else int(pareto_k.groupby("model").size().max())
     best = str(table.index[0])
     w = float(table["weight"].iloc[0])
     parts = [
@@ -390,17 +389,15 @@ def verdict_text(table: pd.DataFrame, pareto_k: pd.DataFrame | None, group: str 
         others = [str(m) for m, ww in zip(table.index[1:], table["weight"].iloc[1:]) if ww > 0.1]
         if others:
             parts.append(f"Models that still carry weight: {', '.join(others)}; the data do not rule them out.")
-    bad = pareto_k.loc[~pareto_k["ok"]] if pareto_k is not None else pareto_k
-    if bad is None:
-        pass
-    elif len(bad):
+    bad = None if pareto_k is None else pareto_k.loc[~pareto_k["ok"]]
+    if bad is not None and len(bad):
         good_k = float(pareto_k["good_k"].iloc[0])
         per_model = bad.groupby("model").size()
         listing = ", ".join(f"{m} {c}/{n}" for m, c in per_model.items())
         parts.append(
             f"Caution: Pareto k above {good_k:.2f} for {listing} {unit}s, so those importance-sampling "
             f"estimates are unreliable; an exact leave-one-{unit}-out refit (K-fold by {unit}) would settle it.")
-    else:
+    elif bad is not None:
         parts.append("All Pareto k values are below the threshold, so the LOO estimates are reliable.")
     if n < 10:
         parts.append(f"With only {n} {unit}s the comparison rests on few units; treat the weights as indicative.")

@@ -1492,8 +1492,13 @@ class Table:
         return len(self.frame)
 
     def notice_lines(self) -> list[str]:
-        """The notices as every command prints them: "note: route: 'IV' read as 'intravenous' (12 rows)"."""
-        return [f"note: {n}" for n in self.notices]
+        return notice_lines(self)
+
+
+def notice_lines(table) -> list[str]:
+    """A table's notices as every command prints them: "note: route: 'IV' read as 'intravenous' (12 rows)"
+    (none for a table without notices, e.g. a model family's own table type)."""
+    return [f"note: {n}" for n in getattr(table, "notices", ())]
 
 
 def read_table(path_or_frame, spec: TableSpec, table_cls: type[Table] = Table, *, file: str | None = None) -> Table:
