@@ -66,6 +66,24 @@ def test_datasets_list_and_show():
     assert r.exit_code == 2 and "did you mean 'lee2009'" in r.output
 
 
+def test_datasets_list_shows_each_datasets_table_kinds():
+    """`datasets list` names the kind of evidence bundled (issue 21 §1): a `tables` column with each dataset's
+    schema tables (coculture, nk, derived, fate ...) or `raw` when it holds curated rows only."""
+    from mscbayes.data import dataset_info, dataset_names
+
+    r = run("datasets", "list")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    start = lines[0].index("tables")  # columns are padded to fixed widths: read the cell at the header's offset
+    names = set(dataset_names())
+    tables = {line.split()[0]: line[start:].split()[0] for line in lines[2:]
+              if line.split() and line.split()[0] in names}
+    assert set(tables) == names
+    assert tables["ivanovatodorova2012"] == "coculture" and tables["lee2009"] == "derived"
+    raw = [n for n in names if dataset_info(n)["status"] == "raw_only"]
+    assert raw and all(tables[n] == "raw" for n in raw)
+
+
 def test_datasets_rows_writes_an_evidence_table_that_reads_back(tmp_path):
     """`datasets rows --out` writes the rows the evidence model maps (a table `fit` reads, every row sourced) and
     `--excluded` the rest with a reason each; an existing file is kept without --force."""
