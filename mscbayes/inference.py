@@ -345,49 +345,6 @@ def _same_computation(entry: _CacheEntry, model: pm.Model) -> bool:
         return False
 
 
-def _cacheable_erfcx() -> None:
-    """Let pytensor's numba cache hold graphs with ``erfcx`` (PyMC's log normal CDF, hence every censored or
-    truncated normal term): the same scipy function, called by a symbol name instead of a raw address.
-
-    pytensor does not cache a graph in which one op calls a scipy function through its address; such a graph is
-    recompiled in every process against the cached code of its other ops, so the first process's fastmath code
-    (compiled with everything at hand) differs in the last bits from every later one's and a seeded fit gave
-    other draws cold than warm (benchmarks/README.md, "A seeded fit reproduces only once pytensor's numba cache
-    holds the model"; benchmarks/reproducible_draws.py). Float64 only; other dtypes keep pytensor's own.
-    """
-    global _ERFCX_CACHEABLE
-    if _ERFCX_CACHEABLE:
-        return
-    import llvmlite.binding
-    import numba
-    import scipy.special.cython_special
-    from pytensor.link.numba.dispatch import basic as numba_basic
-    from pytensor.link.numba.dispatch.cython_support import wrap_cython_function
-    from pytensor.link.numba.dispatch.scalar import numba_funcify_ScalarOp, scalar_op_cache_key
-    from pytensor.scalar.math import Erfcx
-
-    scipy_erfcx = wrap_cython_function(scipy.special.cython_special.erfcx, np.float64, [np.float64])
-    symbol = "mscbayes_scipy_special_erfcx"
-    llvmlite.binding.add_symbol(symbol, scipy_erfcx.__wrapper_address__())
-    c_erfcx = numba.types.ExternalFunction(symbol, numba.float64(numba.float64, numba.intc))
-
-    @numba_basic.register_funcify_and_cache_key(Erfcx)
-    def _numba_erfcx(op, node, **kwargs):
-        if any(v.type.dtype != "float64" for v in (*node.inputs, *node.outputs)):
-            return numba_funcify_ScalarOp(op, node, **kwargs)
-
-        @numba_basic.numba_njit
-        def erfcx(x):
-            return c_erfcx(x, np.intc(1))
-
-        return erfcx, scalar_op_cache_key(op, impl=symbol)
-
-    _ERFCX_CACHEABLE = True
-
-
-_ERFCX_CACHEABLE = False
-
-
 def compiled_nutpie_model(model: pm.Model) -> Any:
     """The nutpie-compiled (numba) `model` with the model's current data swapped in: from the cache when
     the same or an identical computation was compiled before, else compiled now. A nutpie CompiledModel."""
@@ -401,7 +358,6 @@ def compiled_nutpie_model(model: pm.Model) -> Any:
             log.info("compiling the model with numba (seconds when this machine's cache holds it; the first compile "
                      "of a model on a machine takes minutes)")
             t0 = time.time()
-            _cacheable_erfcx()
             compiled = nutpie.compile_pymc_model(model, backend="numba", gradient_backend="pytensor")
             log.info("compiled in %.0f s", time.time() - t0)
             entry = _CacheEntry(key=key, compiled=compiled, model=model)

@@ -1,6 +1,7 @@
 """Same seed, same data, same machine: the same draws whether pytensor's numba cache is empty (cold) or holds the
 model (warm) — issue 22, decision 3; benchmarks/README.md, "A seeded fit reproduces only once pytensor's numba cache
-holds the model"; the cure is `mscbayes.inference._cacheable_erfcx`.
+holds the model". No cure is adopted yet (calling erfcx by symbol so the whole graph is cached was measured and does
+not cure it; benchmarks/reproducible_draws.py): the test is an expected failure until one is.
 
 Each fit runs in a fresh process (the compile cache lives in the process and on disk) on one pytensor cache
 directory: first empty, then as the first process left it."""
@@ -45,6 +46,7 @@ def _fit_in_fresh_process(cache_dir: Path) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 22 decision 3: cold and warm compiles still give different draws")
 def test_seeded_fit_gives_identical_draws_cold_and_warm(tmp_path):
     cold = _fit_in_fresh_process(tmp_path)   # compiles into the empty cache directory
     warm = _fit_in_fresh_process(tmp_path)   # loads what the first process cached
