@@ -24,7 +24,8 @@ machine load hits them alike: compare the ratios to ``fastmath`` within a round.
     erfcx-symbol    pytensor's default flags, but erfcx called by symbol so the whole graph is cached
                     (`cacheable_erfcx`; measured: does NOT cure the difference)
 
-Run from the repository root with PYTHONPATH set to it. Not a test (tests/test_reproducible_draws.py is).
+Run from the repository root with PYTHONPATH set to it. Not a test: the cold/warm test comes with a cure (a strict
+expected failure would cost CI two cold compiles and fail on a machine where the bits happen to agree).
 """
 
 from __future__ import annotations
