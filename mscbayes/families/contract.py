@@ -15,6 +15,9 @@ What a family provides (each callable is a plain function of the family's folder
     hypotheses              {name: meaning}; `default_hypothesis`; `hypothesis_aliases` {alias: canonical}
     load_design(doc, source), simulate(design, seed=, params=, hypothesis=)   virtual experiments (optional),
         the truth kept in the frame's ``attrs['truth']``
+    draw_truth(priors, rng, hypothesis) -> params   one set of generating parameters drawn from the family's own
+        (resolved) prior table, as the ``params`` dict `simulate` takes (optional; model recovery and
+        simulation-based calibration draw a new truth per replicate with it)
     observation_groups(frame, group) -> {observed variable: label per observation}   (grouped LOO, K-fold)
     loo_view(fit) -> (object with .idata and .data_sha256, group) for comparisons that need another
         likelihood than the pointwise one (e.g. a new-donor marginal); default: the fit itself
@@ -113,6 +116,7 @@ class Family:
     hypothesis_aliases: Mapping[str, str | None] = field(default_factory=dict)
     load_design: Callable[..., Any] | None = None
     simulate: Callable[..., Any] | None = None
+    draw_truth: Callable[..., dict] | None = None
     observation_groups: Callable[..., dict] | None = None
     loo_view: Callable[..., tuple] | None = None
     default_group: str = "animal"

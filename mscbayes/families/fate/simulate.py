@@ -386,6 +386,23 @@ def mechanism_truth(params: dict | None = None) -> dict:
     return truth
 
 
+def draw_mechanism_truth(priors: Mapping[str, Prior] | None, rng: np.random.Generator,
+                         hypothesis: str | None = None) -> dict:
+    """One set of generating parameters for `simulate_mechanisms` drawn from the mechanism model's own prior
+    table (`priors`, resolved; default `priors.MECHANISMS`): kinetics, immune handling, effect compartment and
+    the outcome parameters (alpha/beta/sigma per readout, gamma_cytokine), so a recovery study or SBC draws
+    what the fitted model believes a priori, not `OUTCOME_TRUTH`. The hypothesis does not change which
+    parameters exist (every hypothesis has the same ones, `mechanisms.hypotheses`)."""
+    priors = MECHANISMS if priors is None else priors
+    return {name: float(p.sample(rng)) for name, p in priors.items() if p.dist != "dirichlet"}
+
+
+def draw_kinetics_truth(priors: Mapping[str, Prior] | None, rng: np.random.Generator,
+                        hypothesis: str | None = None) -> dict:
+    """One set of population-level generating parameters for `simulate` drawn from the kinetics prior table."""
+    return truth_parameters(KINETICS if priors is None else dict(priors), rng)
+
+
 def _arm_design(arms) -> hyp_mod.ArmDesign:
     return hyp_mod.ArmDesign(
         dose_cells=np.array([a.dose_cells for a in arms], dtype=float),
