@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mscbayes"
 #: public API) is outside the order.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("constants", "provenance", "formatting"),
-    ("priors", "plots", "schemas"),
+    ("priors", "plots", "schemas", "sweep"),
     ("mechanisms",),
     ("data",),
     ("families",),
