@@ -125,6 +125,7 @@ def _guard(fn):
     from .priors import PriorError
     from .provenance import ResultFileError
     from .recovery import RecoveryError
+    from .sweep import SweepError
     from .analysis import AnalysisError
 
     try:
@@ -138,7 +139,7 @@ def _guard(fn):
     except (DesignError, PriorError, UserError, AnalysisError, RecoveryError, FileExistsError, FileNotFoundError,
             IsADirectoryError, NotADirectoryError, DataMismatchError, GroupingError, ResultFileError,
             families.UnknownFamilyError, families.UnknownHypothesisError, ValidationError, UnknownDatasetError,
-            DatasetsNotFoundError) as e:
+            DatasetsNotFoundError, SweepError) as e:
         _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
     except PermissionError as e:
         _fail(f"permission denied: {e.filename}")

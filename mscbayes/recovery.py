@@ -40,6 +40,7 @@ from . import families
 from .comparison import compare_models
 from .diagnostics import diagnose
 from .inference import SamplerSettings, sample
+from .sweep import Task, run_sweep
 
 __all__ = ["RecoveryStudy", "RecoveryError", "Confusion", "model_recovery", "recovery_replicate", "confusion_of",
            "recovery_tasks", "run_tasks", "plot_confusion", "check_study", "preflight", "replicate_truth",
@@ -138,7 +139,6 @@ def recovery_tasks(design: Any, *, model: str, generating: Sequence[str], candid
     """The sweep's tasks for one design, generating-hypothesis-major (every task fits the same candidates, so a
     worker compiles each candidate once). Replicate r of the g-th generating hypothesis is simulated with seed
     ``seed + 1000 * g + r`` and fitted with seed ``seed + r`` (the same for every design: common truths)."""
-    Task = _sweep()[0]
     tasks = []
     prefix = f"{_safe(label)}-" if label else ""
     for gi, gen in enumerate(generating):
@@ -164,7 +164,6 @@ def manifest_digest(obj: Any) -> str:
 def run_tasks(fn: Callable[[dict], dict], tasks: list, out_dir: str | Path | None, *, manifest: dict,
               scheduler: str | None = "serial", workers: int | None = None, progress: bool = False) -> pd.DataFrame:
     """`mscbayes.sweep.run_sweep` into `out_dir` (resumable), or into a temporary folder when None."""
-    run_sweep = _sweep()[1]
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         return run_sweep(fn, tasks, Path(out_dir), manifest=manifest, scheduler=scheduler, workers=workers,
@@ -172,31 +171,6 @@ def run_tasks(fn: Callable[[dict], dict], tasks: list, out_dir: str | Path | Non
     with tempfile.TemporaryDirectory(prefix="mscbayes-sweep-") as tmp:
         return run_sweep(fn, tasks, Path(tmp), manifest=manifest, scheduler=scheduler, workers=workers,
                          progress=progress)
-
-
-def _sweep():
-    """(Task, run_sweep) of `mscbayes.sweep`, or a plain in-process loop with the same signature where that
-    module is not installed yet (no Dask, no resumption)."""
-    try:
-        from .sweep import Task, run_sweep
-    except ImportError:
-        return _Task, _loop_sweep
-    return Task, run_sweep
-
-
-@dataclass(frozen=True)
-class _Task:
-    key: str
-    payload: dict
-
-
-def _loop_sweep(fn, tasks, out_dir, *, manifest, scheduler=None, workers=None, progress=True) -> pd.DataFrame:
-    rows = []
-    for task in tasks:
-        t0 = time.perf_counter()
-        row = fn(task.payload)
-        rows.append({"key": task.key, **row, "seconds": time.perf_counter() - t0, "worker": "local"})
-    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -431,6 +405,8 @@ def model_recovery(design: Any, *, model: str = "mechanisms", generating: Sequen
                 "settings": settings.to_dict(), "thresholds": dict(thresholds or {})}
     table = run_tasks(recovery_replicate, tasks, out_dir, manifest=manifest, scheduler=scheduler,
                       workers=workers, progress=progress)
+    log.info("model recovery of %s: %d replicates in %.0f s of fits", getattr(design, "study", "the design"),
+             len(table), float(table["seconds"].sum()))
     table = table.drop(columns=[c for c in ("design",) if c in table and not table[c].astype(bool).any()])
     return RecoveryStudy(table=table, candidates=tuple(candidates), settings=settings.to_dict())
 

@@ -199,3 +199,21 @@ def test_a_tiny_ranking_puts_the_discriminating_design_above_one_that_measures_n
     assert t.loc["vehicle only", "animals"] == 6 and t.loc["live vs heat-inactivated", "animals"] == 18
     fig, _ = ranking.plot()
     assert fig.axes[0].get_xlabel() == "animals used"
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--truth", "mean"], ["--truth", "prior, median", "mean"]),
+    (["--scheduler", "my-laptop"], ["--scheduler", "my-laptop"]),
+    (["--workers", "0"], ["--workers", "0"]),
+])
+def test_recovery_command_refuses_bad_sweep_options_before_any_work(args, words, tmp_path):
+    from typer.testing import CliRunner
+
+    from mscbayes.cli import app
+
+    out = tmp_path / "rec.csv"
+    r = CliRunner().invoke(app, ["recovery", str(ROOT / "analyses" / "recovery_live_only.toml"), "--out", str(out),
+                                 "--hypotheses", "H0,H1,H2,H3,H4", *args])
+    assert r.exit_code == 2 and not out.exists() and not (tmp_path / "rec.sweep").exists(), r.output
+    for w in words:
+        assert w in r.output, (w, r.output)
