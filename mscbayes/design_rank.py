@@ -284,6 +284,7 @@ def plot_tradeoff(*, ranking: DesignRanking, ax=None):
         ax.annotate(f"{int(r['rank'])}. {name}", (r["animals"], r["p_recover"]), textcoords="offset points",
                     xytext=(4, 4), fontsize=7)
     ax.axhline(1.0 / len(ranking.hypotheses), ls=":", color="#5c6f7b", lw=1, label="chance")
+    ax.margins(x=0.25)
     ax.set_xlabel("animals used")
     ax.set_ylabel("probability (averaged over hypotheses)")
     ax.set_ylim(-0.03, 1.05)
