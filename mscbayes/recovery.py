@@ -68,7 +68,7 @@ def replicate_truth(family, payload: Mapping) -> dict | None:
     if payload["truth"] == "median":
         return None
     rng = np.random.default_rng([int(payload["sim_seed"]), 7919])
-    drawn = family.draw_truth(payload["priors"], rng, payload["generating"])
+    drawn = family.draw_truth(payload["design"], payload["priors"], rng, payload["generating"]).params
     return {**drawn, **dict(getattr(payload["design"], "truth", None) or {})}
 
 

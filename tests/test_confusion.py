@@ -94,8 +94,10 @@ def test_truths_are_drawn_per_replicate_from_the_models_own_priors():
     # the draws follow the prior table the fitted model uses (normal(0, 1.5) for beta, halfnormal(0.5) for sigma)
     pri = fam.resolve_priors(None)
     names = ("beta_treg_pct_of_cd4", "sigma_treg_pct_of_cd4", "u50", "alpha_macrophage_il10_pct")
+    table = {n: pri[n] for n in (*names, "kd0", "gamma_cytokine", "beta_macrophage_il10_pct",
+                                 "sigma_macrophage_il10_pct", "alpha_treg_pct_of_cd4")}
     rng = np.random.default_rng(5)
-    many = [fam.draw_truth({n: pri[n] for n in names}, rng, "H1") for _ in range(400)]
+    many = [fam.draw_truth(design, table, rng, "H1").params for _ in range(400)]
     for name in names:
         p = stats.kstest([m[name] for m in many], pri[name].frozen().cdf).pvalue
         assert p > 1e-3, (name, p)
