@@ -87,7 +87,8 @@ def recovery_replicate(payload: dict) -> dict:
     the winner (``best``, largest stacking weight), the ELPD gap to the runner-up and its SE, ``separated``
     (> 2 SE and > `comparison.MIN_ELPD_DIFF` nats), ``gate_failed`` (a candidate failed its sampler
     diagnostics), stacking (``weight_<H>``) and BB-pseudo-BMA (``bma_<H>``) weights, the animals used, the
-    seconds of the fits and the generating parameters (``truth_<name>``).
+    wall-clock and CPU seconds of the fits (compiles included; CPU summed over the sampler's chain threads, what
+    a sweep's duration on N cores scales with) and the generating parameters (``truth_<name>``).
     """
     family = families.get(payload["model"])
     design, gen, candidates = payload["design"], payload["generating"], list(payload["candidates"])
@@ -101,7 +102,7 @@ def recovery_replicate(payload: dict) -> dict:
         raise RecoveryError(f"design {getattr(design, 'study', '')!r}: {err}") from None
     labels = family.groups(frame)
     fits, problems = {}, []
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for cand in candidates:
         # the same computation as the previous replicate's model: sample reuses its compile
         model = family.build(frame, payload["priors"], cand)
@@ -110,7 +111,7 @@ def recovery_replicate(payload: dict) -> dict:
         if not diag.passed:
             problems.append(f"{cand}: {diag.text()}")
         fits[cand] = idata
-    fit_seconds = time.perf_counter() - t0
+    fit_seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     lab = {c: {k: v for k, v in labels.items() if k in fits[c].log_likelihood} for c in candidates}
     comp = compare_models(fits, group=family.default_group, labels=lab, seed=int(payload["fit_seed"]),
                           check_data=False)
@@ -123,7 +124,7 @@ def recovery_replicate(payload: dict) -> dict:
            "problems": "; ".join(problems), "n_high_k": int((~comp.pareto_k["ok"]).sum()),
            "animals": int(frame[["study", "subject"]].drop_duplicates().shape[0]),
            "sim_seed": int(payload["sim_seed"]), "fit_seed": int(payload["fit_seed"]), "truth": payload["truth"],
-           "fit_seconds": round(fit_seconds, 2)}
+           "fit_seconds": round(fit_seconds, 2), "fit_cpu_seconds": round(cpu_seconds, 2)}
     row.update({f"weight_{c}": float(t.loc[c, "weight"]) for c in candidates})
     row.update({f"bma_{c}": float(t.loc[c, "weight_bb_pseudo_bma"]) for c in candidates})
     row.update(_scalar_truth(params))
