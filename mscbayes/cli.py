@@ -4,7 +4,8 @@
     mscbayes validate data.csv [--kind KIND]                  check a table, list every problem
     mscbayes fit data.csv --out fit.nc [--hypothesis H] [--priors a.toml] [--seed N]
     mscbayes compare FIT.nc FIT.nc ... --out comparison.nc    grouped PSIS-LOO, stacking, verdict
-    mscbayes recovery DESIGN.toml --out rec.csv [--hypotheses H1,H2] [--replicates N]
+    mscbayes recovery DESIGN.toml --out rec.csv [--hypotheses H0,H1,H2,H3,H4] [--replicates N] [--truth prior]
+    mscbayes design rank CANDIDATES.toml --out ranking.csv [--replicates N]   rank designs by what they tell apart
     mscbayes run ANALYSIS.toml --out DIR [--refit [NAME]]     fit, compare, report (re-runs reuse fits)
     mscbayes report FIT_OR_COMPARISON ... -o report.html      report of existing fits / comparisons / run dirs
     mscbayes datasets list | mscbayes datasets show NAME      bundled published evidence with sources
@@ -124,6 +125,7 @@ def _guard(fn):
     from .priors import PriorError
     from .provenance import ResultFileError
     from .recovery import RecoveryError
+    from .sweep import SweepError
     from .analysis import AnalysisError
 
     try:
@@ -137,7 +139,7 @@ def _guard(fn):
     except (DesignError, PriorError, UserError, AnalysisError, RecoveryError, FileExistsError, FileNotFoundError,
             IsADirectoryError, NotADirectoryError, DataMismatchError, GroupingError, ResultFileError,
             families.UnknownFamilyError, families.UnknownHypothesisError, ValidationError, UnknownDatasetError,
-            DatasetsNotFoundError) as e:
+            DatasetsNotFoundError, SweepError) as e:
         _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
     except PermissionError as e:
         _fail(f"permission denied: {e.filename}")
@@ -430,25 +432,50 @@ def compare(fits: list[Path] = typer.Argument(..., help="two or more fit files m
     _guard(body)
 
 
+def _sweep_options(scheduler: Optional[str], workers: Optional[int]) -> Optional[str]:
+    """--scheduler / --workers checked: None (a local Dask cluster), "serial" or a Dask address."""
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    if scheduler not in (None, "serial", "local") and "://" not in scheduler:
+        raise UserError(f"--scheduler must be a Dask address such as tcp://host:8786, 'local' or 'serial', "
+                        f"got {scheduler!r}")
+    return None if scheduler == "local" else scheduler
+
+
+def _beside(path: Path, suffix: str) -> Path:
+    """rec.csv -> rec<suffix> in the same folder (rec.confusion.csv, rec.png, rec.sweep)."""
+    return path.with_name(path.stem + suffix)
+
+
+_SCHEDULER_HELP = "Dask scheduler address (tcp://host:port); default: a local cluster; 'serial': this process"
+
+
 @app.command()
 def recovery(design: Path = typer.Argument(..., help="design TOML with outcome readouts (see analyses/recovery_*.toml)"),
-             out_path: Path = typer.Option(..., "--out", "-o", help="CSV file: one row per simulated data set"),
+             out_path: Path = typer.Option(..., "--out", "-o", help="CSV file: one row per simulated data set "
+                                           "(the confusion table, its plot and the sweep folder go beside it)"),
              hypotheses: str = typer.Option("H1,H2", "--hypotheses", help="comma list: generating = candidate "
-                                            "hypotheses"),
+                                            "hypotheses, e.g. H0,H1,H2,H3,H4"),
              model: str = typer.Option("mechanisms", "--model", help="the model whose hypotheses are compared"),
              replicates: int = typer.Option(5, "--replicates", help="simulated data sets per generating hypothesis"),
+             truth: str = typer.Option("prior", "--truth", help="generating parameters: 'prior' (a new prior draw "
+                                       "per replicate) or 'median' (the model's default truth every time)"),
              seed: int = typer.Option(0, "--seed", help="integer seed; fixes every simulation and fit"),
              draws: int = typer.Option(1000, "--draws", help="posterior draws per chain"),
              tune: int = typer.Option(700, "--tune", help="warm-up (tuning) steps per chain"),
              chains: int = typer.Option(2, "--chains", help="number of chains"),
-             force: bool = typer.Option(False, "--force", help="overwrite an existing output file")):
+             scheduler: Optional[str] = typer.Option(None, "--scheduler", help=_SCHEDULER_HELP),
+             workers: Optional[int] = typer.Option(None, "--workers", help="worker processes of the local cluster"),
+             force: bool = typer.Option(False, "--force", help="overwrite existing output files")):
     """Would this design tell the hypotheses apart? Simulate under each, fit all, report how often the
-    generating hypothesis wins (largest stacking weight) and is separated (> 2 SE and > 4 nats)."""
+    generating hypothesis wins (largest stacking weight), is separated (> 2 SE and > 4 nats), and how often
+    the answer is confidently wrong. Writes OUT, OUT's .confusion.csv and .confusion.png; an interrupted run
+    resumes from OUT's .sweep folder."""
 
     def body():
         from . import families
         from .provenance import atomic_write, ensure_writable
-        from .recovery import model_recovery
+        from .recovery import TRUTHS, model_recovery
 
         family = families.get(model)
         names = [h.strip() for h in hypotheses.split(",") if h.strip()]
@@ -456,21 +483,79 @@ def recovery(design: Path = typer.Argument(..., help="design TOML with outcome r
             raise UserError("--hypotheses needs at least two hypotheses, e.g. H1,H2")
         if replicates < 1:
             raise UserError(f"--replicates must be at least 1, got {replicates}")
+        if truth not in TRUTHS:
+            raise UserError(f"--truth must be one of {', '.join(TRUTHS)}, got {truth!r}")
+        sched = _sweep_options(scheduler, workers)
         settings = _sampler_settings(draws=draws, tune=tune, chains=chains)
         _check_seed(seed)
         for h in names:
             family.check_hypothesis(h)
-        ensure_writable(out_path, force=force, what="recovery table")
+        table_csv, png = _beside(out_path, ".confusion.csv"), _beside(out_path, ".confusion.png")
+        for p, what in ((out_path, "recovery table"), (table_csv, "confusion table"), (png, "confusion plot")):
+            ensure_writable(p, force=force, what=what)
         if not design.is_file():
             raise FileNotFoundError(f"design file not found: {design}")
         d = family.read_design(design)
+        _setup_messages()
         study = model_recovery(d, model=family.name, generating=names, candidates=names, replicates=replicates,
-                               settings=settings, seed=seed,
-                               progress=False)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
+                               settings=settings, seed=seed, truth=truth, out_dir=_beside(out_path, ".sweep"),
+                               scheduler=sched, workers=workers, progress=True)
+        conf = study.confusion()
         atomic_write(out_path, lambda tmp: study.table.to_csv(tmp, index=False), force=force, what="recovery table")
+        atomic_write(table_csv, lambda tmp: conf.table().to_csv(tmp, index=False), force=force,
+                     what="confusion table")
+        fig, _ = conf.plot(title=f"{design.name}: win rates (confident wrong {conf.confident_wrong:.0%}, "
+                                 "red frame: separated and wrong)")
+        atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=120), force=force, what="confusion plot")
         out.print(study.summary().to_string(), markup=False)
-        out.print(f"recovery table written to {out_path}", markup=False)
+        out.print(str(conf), markup=False)
+        out.print(f"recovery table written to {out_path}; confusion table {table_csv}; plot {png}", markup=False)
+
+    _guard(body)
+
+
+design_app = typer.Typer(no_args_is_help=True, help="experiment designs: rank candidates by what they can tell apart")
+app.add_typer(design_app, name="design")
+
+
+@design_app.command("rank")
+def design_rank(candidates: Path = typer.Argument(..., help="CANDIDATES.toml: designs, hypotheses, replicates "
+                                                  "(see analyses/design_ranking.toml)"),
+                out_path: Path = typer.Option(..., "--out", "-o", help="ranking CSV, one row per design (the "
+                                              "replicate table, the trade-off plot and the sweep folder go beside it)"),
+                replicates: Optional[int] = typer.Option(None, "--replicates", help="data sets per hypothesis and "
+                                                         "design (default: the file's)"),
+                seed: Optional[int] = typer.Option(None, "--seed", help="integer seed (default: the file's)"),
+                scheduler: Optional[str] = typer.Option(None, "--scheduler", help=_SCHEDULER_HELP),
+                workers: Optional[int] = typer.Option(None, "--workers", help="worker processes of the local cluster"),
+                force: bool = typer.Option(False, "--force", help="overwrite existing output files")):
+    """Rank candidate designs: per design the probability of recovering the true hypothesis, of a confident wrong
+    answer, an information bound (bits) and each per animal used; writes OUT, OUT's .replicates.csv and .png."""
+
+    def body():
+        from .design_rank import rank_designs, read_candidates
+        from .provenance import atomic_write, ensure_writable
+
+        if replicates is not None and replicates < 1:
+            raise UserError(f"--replicates must be at least 1, got {replicates}")
+        if seed is not None:
+            _check_seed(seed)
+        sched = _sweep_options(scheduler, workers)
+        reps_csv, png = _beside(out_path, ".replicates.csv"), _beside(out_path, ".png")
+        for p, what in ((out_path, "ranking table"), (reps_csv, "replicate table"), (png, "trade-off plot")):
+            ensure_writable(p, force=force, what=what)
+        cs = read_candidates(candidates)
+        _setup_messages()
+        ranking = rank_designs(cs, replicates=replicates, seed=seed, out_dir=_beside(out_path, ".sweep"),
+                               scheduler=sched, workers=workers, progress=True)
+        atomic_write(out_path, lambda tmp: ranking.table.to_csv(tmp), force=force, what="ranking table")
+        atomic_write(reps_csv, lambda tmp: ranking.replicates.to_csv(tmp, index=False), force=force,
+                     what="replicate table")
+        fig, _ = ranking.plot()
+        atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=120), force=force, what="trade-off plot")
+        out.print(str(ranking), markup=False)
+        out.print(f"best design: {ranking.best}; ranking written to {out_path}; replicates {reps_csv}; plot {png}",
+                  markup=False)
 
     _guard(body)
 

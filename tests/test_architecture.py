@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("families",),
     ("diagnostics", "inference", "predictive"),
     ("comparison",),
-    ("recovery",),
+    ("recovery", "design_rank"),
     ("reporting",),
     ("analysis",),
     ("api",),

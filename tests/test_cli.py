@@ -154,8 +154,10 @@ def test_recovery_command_writes_one_row_per_data_set(tmp_path):
 
     out = tmp_path / "rec.csv"
     r = run("recovery", "analyses/recovery_discriminating.toml", "--out", out, "--replicates", 1,
-            "--draws", 300, "--tune", 300, "--seed", 3)
+            "--draws", 300, "--tune", 300, "--seed", 3, "--truth", "median", "--scheduler", "serial")
     assert r.exit_code == 0, r.output
+    conf = pd.read_csv(tmp_path / "rec.confusion.csv")
+    assert set(conf["generating"]) == {"H1", "H2", "(all)"} and (tmp_path / "rec.confusion.png").stat().st_size > 0
     t = pd.read_csv(out)
     assert list(t["generating"]) == ["H1", "H2"] and {"weight_H1", "weight_H2", "best", "separated"} <= set(t.columns)
     assert (t["weight_H1"] + t["weight_H2"]).round(6).eq(1.0).all()
