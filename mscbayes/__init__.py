@@ -7,7 +7,7 @@
 
 The whole workflow is at the top level (`mscbayes.api`): read_table, load_dataset, list_datasets,
 evidence_rows, simulate,
-build_model, fit, load_fit, compare, report, run, and the figures (plot_data, plot_ppc, plot_loo_pit,
+build_model, fit, load_fit, compare, report, run, sbc (simulation-based calibration, `mscbayes.calibration`), and the figures (plot_data, plot_ppc, plot_loo_pit,
 plot_prior_posterior, plot_comparison, plot_pathways). Names are imported on first use, so ``import mscbayes``
 stays fast.
 """
@@ -22,7 +22,8 @@ _API = ("read_table", "load_dataset", "list_datasets", "evidence_rows", "simulat
         "report", "run", "model_for")
 _PLOTS = ("plot_data", "plot_ppc", "plot_loo_pit", "plot_prior_posterior", "plot_comparison", "plot_pathways")
 _OTHER = {"SamplerSettings": "mscbayes.inference", "Fit": "mscbayes.inference", "families": "mscbayes.families",
-          "INTERVAL_PROB": "mscbayes.constants", "DataValidationError": "mscbayes.data"}
+          "INTERVAL_PROB": "mscbayes.constants", "DataValidationError": "mscbayes.data",
+          "sbc": "mscbayes.calibration", "SBCResult": "mscbayes.calibration"}
 
 __all__ = ["__version__", *_API, *_PLOTS, *_OTHER]
 

@@ -15,6 +15,8 @@ What a family provides (each callable is a plain function of the family's folder
     hypotheses              {name: meaning}; `default_hypothesis`; `hypothesis_aliases` {alias: canonical}
     load_design(doc, source), simulate(design, seed=, params=, hypothesis=)   virtual experiments (optional),
         the truth kept in the frame's ``attrs['truth']``
+    draw_truth(design, priors, rng, hypothesis) -> `Truth`   a generating truth drawn from the prior table the
+        model is built with, for simulation-based calibration (`mscbayes.sbc`; optional)
     observation_groups(frame, group) -> {observed variable: label per observation}   (grouped LOO, K-fold)
     loo_view(fit) -> (object with .idata and .data_sha256, group) for comparisons that need another
         likelihood than the pointwise one (e.g. a new-donor marginal); default: the fit itself
@@ -37,7 +39,7 @@ from typing import Any
 
 from mscbayes.schemas import read_toml
 
-__all__ = ["Family", "DataSummary", "Quantity", "Results", "DesignError", "ModelDataError", "UnknownHypothesisError"]
+__all__ = ["Family", "DataSummary", "Quantity", "Results", "Truth", "DesignError", "ModelDataError", "UnknownHypothesisError"]
 
 
 class DesignError(ValueError):
@@ -93,6 +95,19 @@ class DataSummary:
     species: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Truth:
+    """One generating truth drawn from a family's prior (`Family.draw_truth`).
+
+    params: the values `simulate` takes (its ``params``), so the data are generated from them;
+    model: the same values by the model's variable names, what simulation-based calibration ranks among the
+    posterior draws: ``{name: number}`` for a scalar, ``{name: {coordinate label: number}}`` for a variable
+    with one dimension (e.g. one value per pathway)."""
+
+    params: dict
+    model: dict
+
+
 def _none(*_args, **_kwargs):
     return None
 
@@ -113,6 +128,7 @@ class Family:
     hypothesis_aliases: Mapping[str, str | None] = field(default_factory=dict)
     load_design: Callable[..., Any] | None = None
     simulate: Callable[..., Any] | None = None
+    draw_truth: Callable[..., Truth] | None = None
     observation_groups: Callable[..., dict] | None = None
     loo_view: Callable[..., tuple] | None = None
     default_group: str = "animal"

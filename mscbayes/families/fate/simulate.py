@@ -40,10 +40,10 @@ from mscbayes.mechanisms import hypotheses as hyp_mod
 from mscbayes.mechanisms import immune, trapping
 from mscbayes.mechanisms.fate import AnimalDesign, expected_signals
 from mscbayes.priors import Prior
-from mscbayes.families.contract import DesignError  # one class for every model's design errors
+from mscbayes.families.contract import DesignError, Truth  # one class for every model's design errors
 from mscbayes.schemas import Strict, problems_of, read_toml
 
-from .mechanism_model import DRIVER_SCALE_PRIORS
+from .mechanism_model import DRIVER_SCALE_PRIORS, outcome_key
 from .priors import KINETICS, MECHANISMS
 
 MEASURES = ("fraction_of_dose", "cells")
@@ -245,6 +245,19 @@ def truth_parameters(priors: dict[str, Prior] | None = None, rng: np.random.Gene
     return out
 
 
+def draw_kinetics_truth(design: Design, priors: dict[str, Prior], rng: np.random.Generator,
+                        hypothesis: str | None = None) -> Truth:
+    """A truth for the kinetics-only fate model drawn from `priors` (the resolved table the model is built with):
+    every population parameter, including the assay noise SDs; the model's ln kd is given beside kd."""
+    params = truth_parameters(priors, rng)
+    return Truth(params=params, model={**params, "log_kd": float(np.log(params["kd"])), "sigma": _assay_sigmas(params)})
+
+
+def _assay_sigmas(params: dict) -> dict:
+    """The model's per-assay residual SD ``sigma`` (dims "assay", `observations.assay_sigma`) from ``sigma_<assay>``."""
+    return {a: params[f"sigma_{a}"] for a in assay_mod.ASSAYS if f"sigma_{a}" in params}
+
+
 def study_extraction_shift(truth: dict) -> float:
     """The simulated study's logit shift of lung extraction (``extraction_shift_study`` in the truth; 0 when
     absent): the model's study-level effect, so data of several studies can differ as the model allows."""
@@ -384,6 +397,34 @@ def mechanism_truth(params: dict | None = None) -> dict:
     truth["gamma_cytokine"] = GAMMA_CYTOKINE_TRUTH
     truth.update(params or {})
     return truth
+
+
+def outcome_keys(design: Design) -> list[str]:
+    """The outcome keys (`mechanism_model.outcome_key`) a design's readouts give, in arm order."""
+    keys = [outcome_key(r, c) for a in design.arms for r in a.readouts
+            for c in (a.cytokines if r == "cytokine_pg_ml" else ("",))]
+    return list(dict.fromkeys(keys))
+
+
+def draw_mechanism_truth(design: Design, priors: dict[str, Prior], rng: np.random.Generator,
+                         hypothesis: str | None = None) -> Truth:
+    """A truth for the mechanism model drawn from `priors` (the resolved table it is built with): every
+    population parameter, the outcome baselines, slopes and residual SDs included (not `OUTCOME_TRUTH`).
+
+    The model gives each outcome key (readout, or readout:cytokine) its own α, β, σ and each cytokine its own γ,
+    where the simulator has one per readout: a design with two cytokines would share a draw between them, which
+    is not a draw from the model's prior, so it is refused."""
+    keys = outcome_keys(design)
+    cytokines = [k for k in keys if k.startswith("cytokine_pg_ml")]
+    if len(cytokines) > 1:
+        raise DesignError(f"design {design.study!r}: calibration needs at most one cytokine (the simulator shares "
+                          f"one baseline and slope between {', '.join(cytokines)}; the model does not)")
+    params = {name: float(p.sample(rng)) for name, p in priors.items()}
+    model = {**params, "log_kd0": float(np.log(params["kd0"])), "sigma": _assay_sigmas(params)}
+    for kind in ("alpha", "beta", "sigma"):
+        model[f"{kind}_outcome"] = {k: params[f"{kind}_{k.split(':')[0]}"] for k in keys}
+    model["gamma_cytokine"] = {k: params["gamma_cytokine"] for k in cytokines}
+    return Truth(params=params, model=model)
 
 
 def _arm_design(arms) -> hyp_mod.ArmDesign:
