@@ -372,7 +372,8 @@ class SBCResult:
         paths = []
         for name, table, index in (("ranks.csv", self.ranks, False), ("uniformity.csv", self.uniformity, True),
                                    ("replicates.csv", self.replicates, False)):
-            paths.append(atomic_write(out_dir / name, lambda tmp, t=table, i=index: t.to_csv(tmp, index=i),
+            paths.append(atomic_write(out_dir / name, lambda tmp, t=table, i=index: t.to_csv(tmp, index=i,
+                                                                                           float_format="%.6g"),
                                       force=True, what="SBC table"))
         for name, make in (("rank_histograms.png", self.plot_histograms), ("ecdf_difference.png", self.plot_ecdf)):
             if self.uniformity.empty:
