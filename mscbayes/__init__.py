@@ -8,8 +8,9 @@
 The whole workflow is at the top level (`mscbayes.api`): read_table, load_dataset, list_datasets,
 evidence_rows, simulate,
 build_model, fit, load_fit, compare, report, run, and the figures (plot_data, plot_ppc, plot_loo_pit,
-plot_prior_posterior, plot_comparison, plot_pathways), and model_recovery and rank_designs (would a design tell
-the hypotheses apart; which design tells them apart best). Names are imported on first use, so ``import mscbayes``
+plot_prior_posterior, plot_comparison, plot_pathways); and the checks of the models and designs: sbc
+(simulation-based calibration, `mscbayes.calibration`), model_recovery and rank_designs (would a design tell the
+hypotheses apart; which design tells them apart best). Names are imported on first use, so ``import mscbayes``
 stays fast.
 """
 
@@ -24,8 +25,9 @@ _API = ("read_table", "load_dataset", "list_datasets", "evidence_rows", "simulat
 _PLOTS = ("plot_data", "plot_ppc", "plot_loo_pit", "plot_prior_posterior", "plot_comparison", "plot_pathways")
 _OTHER = {"SamplerSettings": "mscbayes.inference", "Fit": "mscbayes.inference", "families": "mscbayes.families",
           "INTERVAL_PROB": "mscbayes.constants", "DataValidationError": "mscbayes.data"}
-# validation of designs at scale (issue 24): model recovery over the hypotheses and design ranking
-_OTHER.update({"model_recovery": "mscbayes.recovery", "rank_designs": "mscbayes.design_rank"})
+# the checks of models and designs (issue 24): calibration, model recovery over the hypotheses, design ranking
+_OTHER.update({"sbc": "mscbayes.calibration", "SBCResult": "mscbayes.calibration",
+               "model_recovery": "mscbayes.recovery", "rank_designs": "mscbayes.design_rank"})
 
 __all__ = ["__version__", *_API, *_PLOTS, *_OTHER]
 

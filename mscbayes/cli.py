@@ -6,6 +6,7 @@
     mscbayes compare FIT.nc FIT.nc ... --out comparison.nc    grouped PSIS-LOO, stacking, verdict
     mscbayes recovery DESIGN.toml --out rec.csv [--hypotheses H0,H1,H2,H3,H4] [--replicates N] [--truth prior]
     mscbayes design rank CANDIDATES.toml --out ranking.csv [--replicates N]   rank designs by what they tell apart
+    mscbayes sbc FAMILY DESIGN.toml --replicates N --out DIR   simulation-based calibration (ranks, tests, plots)
     mscbayes run ANALYSIS.toml --out DIR [--refit [NAME]]     fit, compare, report (re-runs reuse fits)
     mscbayes report FIT_OR_COMPARISON ... -o report.html      report of existing fits / comparisons / run dirs
     mscbayes datasets list | mscbayes datasets show NAME      bundled published evidence with sources
@@ -556,6 +557,62 @@ def design_rank(candidates: Path = typer.Argument(..., help="CANDIDATES.toml: de
         out.print(str(ranking), markup=False)
         out.print(f"best design: {ranking.best}; ranking written to {out_path}; replicates {reps_csv}; plot {png}",
                   markup=False)
+
+    _guard(body)
+
+
+@app.command()
+def sbc(family: str = typer.Argument(..., help="the model to calibrate: fate, mechanisms or treg (those with a "
+                                     "simulator)"),
+        design: Path = typer.Argument(..., help="design TOML of the virtual experiment (see analyses/sbc_*.toml)"),
+        replicates: int = typer.Option(..., "--replicates", help="truths drawn from the prior, each simulated "
+                                       "and fitted"),
+        out_dir: Path = typer.Option(..., "--out", "-o", help="folder: ranks.csv, uniformity.csv, replicates.csv, "
+                                     "the plots, and one file per finished replicate (a re-run resumes)"),
+        hypothesis: Optional[str] = typer.Option(None, "--hypothesis", help="hypothesis to simulate and fit "
+                                                 "(default: the model's own)"),
+        seed: int = typer.Option(0, "--seed", help="integer seed; fixes every truth, data set and fit"),
+        draws: int = typer.Option(500, "--draws", help="posterior draws per chain (99 thinned draws are ranked)"),
+        tune: int = typer.Option(500, "--tune", help="warm-up (tuning) steps per chain"),
+        chains: int = typer.Option(2, "--chains", help="number of chains"),
+        scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address "
+                                                "(tcp://host:8786), or 'serial' to run in this process; default: a "
+                                                "local cluster"),
+        workers: Optional[int] = typer.Option(None, "--workers", help="worker processes of the local cluster "
+                                              "(default: cores, at most 2)")):
+    """Is the model calibrated on this design? Draw truths from the prior, simulate, fit, and test whether the
+    truths' ranks among the posterior draws are uniform (ECDF test with simultaneous bands)."""
+
+    def body():
+        from . import families
+        from .calibration import SBCError
+        from .calibration import sbc as run_sbc
+        from .sweep import SweepError
+
+        fam = families.get(family)
+        if fam.simulate is None or fam.draw_truth is None:
+            with_sim = ", ".join(f.name for f in families.all_families() if f.draw_truth is not None)
+            raise UserError(f"the {fam.label} model has no simulator, so it cannot be calibrated by simulation; "
+                            f"models that can: {with_sim}")
+        if replicates < 1:
+            raise UserError(f"--replicates must be at least 1, got {replicates}")
+        if workers is not None and workers < 1:
+            raise UserError(f"--workers must be at least 1, got {workers}")
+        _check_seed(seed)
+        settings = _sampler_settings(draws=draws, tune=tune, chains=chains, cores=1)
+        fam.check_hypothesis(hypothesis)
+        if not design.is_file():
+            raise FileNotFoundError(f"design file not found: {design}")
+        d = fam.read_design(design)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise NotADirectoryError(f"--out {out_dir} is a file; give a folder")
+        try:
+            result = run_sbc(fam, d, replicates=replicates, settings=settings, seed=seed, out_dir=out_dir,
+                             scheduler=scheduler, workers=workers, hypothesis=hypothesis)
+        except (SweepError, SBCError) as e:
+            raise UserError(str(e)) from None
+        out.print(str(result), markup=False)
+        out.print(f"SBC tables and plots written to {out_dir}", markup=False)
 
     _guard(body)
 

@@ -206,6 +206,7 @@ def sample(
     seed: int,
     progress: bool = True,
     store_divergences: bool = False,
+    log_likelihood: bool = True,
 ) -> az.InferenceData:
     """Draw posterior samples from `model` with NUTS. The only place mscbayes calls a sampler.
 
@@ -218,6 +219,8 @@ def sample(
     ``store_divergences`` (nutpie only, for locating divergences; draws unchanged): ``sample_stats`` also holds the
     start and end points of every divergent trajectory and every draw's unconstrained coordinates (nutpie's
     ``divergence_start``, ``divergence_end``, ``unconstrained_draw``), in `model.value_vars` order.
+    ``log_likelihood=False`` leaves the log-likelihood out (simulation-based calibration needs none, and computing
+    it compiles a function for every new model).
     """
     seed = _check_seed(seed)
     settings = SamplerSettings() if settings is None else settings
@@ -277,7 +280,7 @@ def sample(
     extra = [v for v in idata.posterior.data_vars if v in value_names]
     if extra:
         idata.posterior = idata.posterior.drop_vars(extra)
-    if model.observed_RVs:
+    if model.observed_RVs and log_likelihood:
         pm.compute_log_likelihood(idata, model=model, extend_inferencedata=True, progressbar=False)
     if "sample_stats" in idata.groups():
         idata.sample_stats.attrs["sampler"] = settings.sampler

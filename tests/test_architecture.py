@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("families",),
     ("diagnostics", "inference", "predictive"),
     ("comparison",),
-    ("recovery", "design_rank"),
+    ("calibration", "recovery", "design_rank"),
     ("reporting",),
     ("analysis",),
     ("api",),

@@ -76,6 +76,7 @@ TREG = Family(
     default_hypothesis="redundant",
     load_design=simulate.design_from_dict,
     simulate=_simulate,
+    draw_truth=simulate.draw_truth,
     observation_groups=_groups,
     loo_view=loo.loo_view,
     default_group="donor",

@@ -332,13 +332,18 @@ def build_treg_model(frame, priors: Mapping[str, Any] | None = None, hypothesis:
         mu_logit = alpha[donor_index, readout_index] + emax[readout_index] * drive
         sigma_row = pri["sigma"].rv("sigma", dims="readout")[readout_index] if c.n_pct else None
         phi = pri["phi"].rv("phi") if c.n_count else None
+        # observed values as data: models of the same design share one compiled graph across data sets
+        # (simulation-based calibration and model recovery swap replicates without recompiling)
         if c.n_count == 0:  # percentages only: logit-normal on the proportion scale
-            pm.LogitNormal("treg", mu=mu_logit, sigma=sigma_row, observed=c.y, dims="obs")
+            y_data = pm.Data("treg_value", c.y, dims="obs")
+            pm.LogitNormal("treg", mu=mu_logit, sigma=sigma_row, observed=y_data, dims="obs")
         elif c.n_pct == 0:  # counts only: beta-binomial
             mean = pm.math.sigmoid(mu_logit)
+            y_data = pm.Data("treg_value", c.y.astype("int64"), dims="obs")
             pm.BetaBinomial("treg", n=c.n_events.astype("int64"), alpha=mean * phi, beta=(1.0 - mean) * phi,
-                            observed=c.y.astype("int64"), dims="obs")
+                            observed=y_data, dims="obs")
         else:  # both kinds of rows: one variable, each row with its own density
+            y_data = pm.Data("treg_value", c.y, dims="obs")
             pm.CustomDist("treg", mu_logit, sigma_row, phi, n_events, is_count, logp=_treg_logp,
-                          random=_treg_random, observed=c.y, dims="obs")
+                          random=_treg_random, observed=y_data, dims="obs")
     return model

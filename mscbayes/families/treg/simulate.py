@@ -18,10 +18,11 @@ from mscbayes.mechanisms.backend import NP
 from mscbayes.mechanisms.treg import BLOCKERS, PATHWAYS
 from mscbayes.priors import Prior
 
+from ..contract import Truth
 from .model import Conditions, _blocker_list, _frame, encode_conditions, expit
 from .priors import PRIORS
 
-__all__ = ["CocultureDesign", "factorial_design", "design_from_dict", "simulate_coculture", "drive",
+__all__ = ["CocultureDesign", "factorial_design", "design_from_dict", "simulate_coculture", "drive", "draw_truth",
            "reference_conditions", "reference_frame", "contributions_from_params", "DEFAULT_REFERENCE_RATIO"]
 
 DEFAULT_REFERENCE_RATIO = 0.1
@@ -192,6 +193,20 @@ def _truth_parameters(c: Conditions, pri: Mapping[str, Prior], params: Mapping |
         if not np.all(np.isfinite(v)):
             raise ValueError(f"simulation parameter {k} has missing or non-finite values: {v}")
     return out
+
+
+def draw_truth(design, priors: Mapping[str, Prior], rng: np.random.Generator, hypothesis: str | None = None) -> Truth:
+    """A truth for the Treg model drawn from `priors` (the resolved table it is built with): pathway weights,
+    half-maximal ratios, blocker efficiencies, IDO without licensing, per-readout E_max, baseline mean and SD and
+    residual SD, the beta-binomial φ, conditioned-medium ratios per study, and every donor's baseline."""
+    frame = design.conditions() if isinstance(design, CocultureDesign) else _frame(design)
+    c = encode_conditions(frame, require_values=False)
+    p = _truth_parameters(c, dict(PRIORS, **priors), None, rng)
+    by = {"w": PATHWAYS, "r50": PATHWAYS, "eta": BLOCKERS, "cm_equiv_ratio": c.cm_studies,
+          **{k: c.readouts for k in ("emax", "mu_alpha", "sigma_alpha", "sigma")}}
+    model = {k: dict(zip(labels, map(float, p[k]))) for k, labels in by.items() if len(labels)}
+    model.update(ido_unlicensed=float(p["ido_unlicensed"]), phi=float(p["phi"]))
+    return Truth(params=p, model=model)
 
 
 def _pieces(c: Conditions, p: Mapping[str, np.ndarray]):
