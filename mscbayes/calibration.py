@@ -331,6 +331,8 @@ class SBCResult:
         fig.suptitle(f"SBC rank histograms: {self.family}{' ' + self.hypothesis if self.hypothesis else ''} "
                      f"({len(self.replicates)} replicates, ranks among {self.ranked_draws} draws; grey: 99 % of a "
                      f"uniform bin)", fontsize=9)
+        fig.supxlabel(f"rank of the truth among {self.ranked_draws} posterior draws ({bins} bins)", fontsize=8)
+        fig.supylabel("replicates", fontsize=8)
         plt.tight_layout(rect=(0, 0, 1, 0.97))
         return fig, axes
 
@@ -353,6 +355,8 @@ class SBCResult:
             ax.set_visible(False)
         fig.suptitle(f"SBC ECDF difference: {self.family}{' ' + self.hypothesis if self.hypothesis else ''} "
                      f"(grey: simultaneous {1 - self.level:.0%} band of uniform ranks)", fontsize=9)
+        fig.supxlabel("fractional rank of the truth (0–1)", fontsize=8)
+        fig.supylabel("ECDF of the ranks − uniform CDF", fontsize=8)
         plt.tight_layout(rect=(0, 0, 1, 0.97))
         return fig, axes
 
