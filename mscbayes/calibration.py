@@ -39,7 +39,7 @@ import pandas as pd
 from scipy import stats
 
 from . import families
-from .diagnostics import diagnose
+from .diagnostics import REPLICATE_THRESHOLDS, diagnose
 from .inference import SamplerSettings, sample
 from .sweep import Task, run_sweep
 
@@ -58,10 +58,8 @@ HISTOGRAM_BINS = 20
 NULL_TRIALS = 4000
 #: Sampler settings of an SBC fit when none are given: 2 chains × 500 draws, thinned to 99 (every 10th).
 DEFAULT_SETTINGS = SamplerSettings(draws=500, tune=500, chains=2, cores=1)
-#: `diagnose` thresholds of an SBC fit when none are given: the ranks use 99 thinned draws, so a bulk and tail
-#: ESS of at least 100 (of 1,000 draws) makes them close to independent; R-hat of 2 chains × 500 draws is itself
-#: noisy at the 1.01 of long fits (Vehtari et al. 2021), so 1.02; no divergences (the default).
-SBC_THRESHOLDS = {"rhat_max": 1.02, "ess_bulk_min": 100, "ess_tail_min": 100}
+#: `diagnose` thresholds of an SBC fit when none are given (the replicate gate, `diagnostics.REPLICATE_THRESHOLDS`).
+SBC_THRESHOLDS = REPLICATE_THRESHOLDS
 
 _RANK, _TRUTH = "rank:", "truth:"
 

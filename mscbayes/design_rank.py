@@ -57,6 +57,7 @@ from pydantic import Field, ValidationError
 
 from . import families
 from .families.contract import DesignError
+from .diagnostics import REPLICATE_THRESHOLDS
 from .inference import SamplerSettings
 from .recovery import (
     CONFIDENT_WRONG_MAX,
@@ -332,6 +333,7 @@ def rank_designs(candidates: Any, *, hypotheses: Sequence[str] | None = None, re
     settings = settings or cs.settings
     hyps, _ = check_study(family, hyps, hyps, reps, truth)
     pr = family.resolve_priors(priors)
+    thresholds = dict(REPLICATE_THRESHOLDS if thresholds is None else thresholds)
     for name, design in cs.designs.items():
         preflight(family, design, hyps, seed=seed, label=name)
     tasks = []

@@ -38,7 +38,7 @@ import pandas as pd
 
 from . import families
 from .comparison import compare_models
-from .diagnostics import diagnose
+from .diagnostics import REPLICATE_THRESHOLDS, diagnose
 from .inference import SamplerSettings, sample
 from .sweep import Task, run_sweep
 
@@ -387,7 +387,8 @@ def model_recovery(design: Any, *, model: str = "mechanisms", generating: Sequen
     truth: "median" (the family's default generating values, the same for every replicate) or "prior" (a new
     draw from the family's prior table per replicate, `Family.draw_truth`). seed fixes everything: replicate r
     of generating hypothesis g is simulated with seed ``seed + 1000 * g_index + r`` and fitted with seed
-    ``seed + r``. `thresholds` go to `diagnose`. out_dir: the sweep folder (resumable; None: a temporary one);
+    ``seed + r``. `thresholds` go to `diagnose` (default `diagnostics.REPLICATE_THRESHOLDS`). out_dir: the sweep
+    folder (resumable; None: a temporary one);
     scheduler: "serial" (this process), None (a local Dask cluster of `workers` processes) or a Dask address.
     Returns a `RecoveryStudy`.
     """
@@ -396,6 +397,7 @@ def model_recovery(design: Any, *, model: str = "mechanisms", generating: Sequen
     generating, candidates = check_study(family, generating, candidates, replicates, truth)
     pr = family.resolve_priors(priors)
     settings = settings or SamplerSettings()
+    thresholds = dict(REPLICATE_THRESHOLDS if thresholds is None else thresholds)
     preflight(family, design, generating, seed=seed)
     tasks = recovery_tasks(design, model=family.name, generating=generating, candidates=candidates,
                            replicates=replicates, seed=seed, truth=truth, priors=pr, settings=settings,

@@ -219,3 +219,34 @@ def test_recovery_command_refuses_bad_sweep_options_before_any_work(args, words,
     assert r.exit_code == 2 and not out.exists() and not (tmp_path / "rec.sweep").exists(), r.output
     for w in words:
         assert w in r.output, (w, r.output)
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("given, expected", [(None, "replicate gate"), ({"rhat_max": 1.06}, "given")])
+def test_replicate_fits_are_gated_by_the_replicate_thresholds_unless_others_are_given(monkeypatch, given, expected):
+    """With the user-fit gate (R-hat 1.01, ESS 400) every 2-chain replicate fails and the gate-failure rate says
+    nothing; recovery and design ranking therefore default to `diagnostics.REPLICATE_THRESHOLDS`, as SBC does."""
+    import mscbayes.design_rank as design_rank
+    import mscbayes.recovery as recovery
+    from mscbayes.diagnostics import REPLICATE_THRESHOLDS
+    from mscbayes.recovery import model_recovery
+
+    seen = []
+
+    def capture(fn, tasks, out_dir, *, manifest, **kwargs):
+        seen.append((manifest["thresholds"], {str(t.payload["thresholds"]) for t in tasks}))
+        raise _Stop
+
+    monkeypatch.setattr(recovery, "run_tasks", capture)
+    monkeypatch.setattr(design_rank, "run_tasks", capture)
+    want = dict(REPLICATE_THRESHOLDS) if given is None else given
+    with pytest.raises(_Stop):
+        model_recovery(load_design(ROOT / "analyses" / "recovery_live_only.toml"), generating=["H1", "H2"], replicates=1,
+                       thresholds=given)
+    with pytest.raises(_Stop):
+        rank_designs(ROOT / "analyses" / "design_ranking.toml", replicates=1, thresholds=given)
+    assert [s[0] for s in seen] == [want, want], expected
+    assert all(s[1] == {str(want)} for s in seen)
