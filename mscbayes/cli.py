@@ -575,9 +575,7 @@ def sbc(family: str = typer.Argument(..., help="the model to calibrate: fate, me
         draws: int = typer.Option(500, "--draws", help="posterior draws per chain (99 thinned draws are ranked)"),
         tune: int = typer.Option(500, "--tune", help="warm-up (tuning) steps per chain"),
         chains: int = typer.Option(2, "--chains", help="number of chains"),
-        scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address "
-                                                "(tcp://host:8786), or 'serial' to run in this process; default: a "
-                                                "local cluster"),
+        scheduler: Optional[str] = typer.Option(None, "--scheduler", help=_SCHEDULER_HELP),
         workers: Optional[int] = typer.Option(None, "--workers", help="worker processes of the local cluster "
                                               "(default: cores, at most 2)")):
     """Is the model calibrated on this design? Draw truths from the prior, simulate, fit, and test whether the
@@ -596,8 +594,7 @@ def sbc(family: str = typer.Argument(..., help="the model to calibrate: fate, me
                             f"models that can: {with_sim}")
         if replicates < 1:
             raise UserError(f"--replicates must be at least 1, got {replicates}")
-        if workers is not None and workers < 1:
-            raise UserError(f"--workers must be at least 1, got {workers}")
+        sched = _sweep_options(scheduler, workers)
         _check_seed(seed)
         settings = _sampler_settings(draws=draws, tune=tune, chains=chains, cores=1)
         fam.check_hypothesis(hypothesis)
@@ -608,7 +605,7 @@ def sbc(family: str = typer.Argument(..., help="the model to calibrate: fate, me
             raise NotADirectoryError(f"--out {out_dir} is a file; give a folder")
         try:
             result = run_sbc(fam, d, replicates=replicates, settings=settings, seed=seed, out_dir=out_dir,
-                             scheduler=scheduler, workers=workers, hypothesis=hypothesis)
+                             scheduler=sched, workers=workers, hypothesis=hypothesis)
         except (SweepError, SBCError) as e:
             raise UserError(str(e)) from None
         out.print(str(result), markup=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,8 @@ from mscbayes.cli import app
 from mscbayes.families.contract import Quantity, Truth
 from mscbayes.inference import SamplerSettings
 from mscbayes.priors import Prior
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # ------------------------------------------------------------------ the conjugate normal model, exactly
 
@@ -245,3 +248,14 @@ def test_cli_refuses_unknown_family_and_model_without_simulator(tmp_path):
     few = _cli("sbc", "sbc_toy", design, "--replicates", 2, "--out", tmp_path / "o", "--draws", 20)
     assert few.exit_code == 2 and "too few" in few.output
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args, words", [(["--scheduler", "my-laptop"], ["--scheduler", "my-laptop"]),
+                                         (["--workers", "0"], ["--workers", "0"])])
+def test_cli_refuses_bad_sweep_options_in_one_line_before_any_work(tmp_path, args, words):
+    """The same checks and words as `mscbayes recovery` and `design rank` (cli._sweep_options)."""
+    out = tmp_path / "o"
+    r = _cli("sbc", "treg", ROOT / "analyses" / "sbc_treg.toml", "--replicates", 2, "--out", out, *args)
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert r.exit_code == 2 and len(lines) == 1 and not out.exists(), r.output
+    assert all(w in lines[0] for w in words)
