@@ -165,8 +165,7 @@ def manifest_digest(obj: Any) -> str:
 def run_tasks(fn: Callable[[dict], dict], tasks: list, out_dir: str | Path | None, *, manifest: dict,
               scheduler: str | None = "serial", workers: int | None = None, progress: bool = False) -> pd.DataFrame:
     """`mscbayes.sweep.run_sweep` into `out_dir` (resumable), or into a temporary folder when None."""
-    if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    if out_dir is not None:  # run_sweep creates the folder
         return run_sweep(fn, tasks, Path(out_dir), manifest=manifest, scheduler=scheduler, workers=workers,
                          progress=progress)
     with tempfile.TemporaryDirectory(prefix="mscbayes-sweep-") as tmp:
